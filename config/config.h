@@ -1,0 +1,106 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace logsplice::config {
+
+using Millis = std::chrono::milliseconds;
+
+// Where an item was written in the config file, for error messages ("file:line:col").
+struct Mark {
+  int line = 0;    // 1-based; 0 = unknown
+  int column = 0;  // 1-based
+};
+
+// `agent:` — process-wide settings.
+struct AgentConfig {
+  std::string data_dir = "/var/lib/logsplice";  // checkpoints live here
+  std::string log_level = "info";               // trace|debug|info|warn|error|critical|off
+  std::string log_file;                         // empty = stderr; SIGUSR1 reopens it
+  std::optional<std::string> metrics_listen;    // agent.metrics.listen "127.0.0.1:9880"; absent = off
+  Millis checkpoint_interval{1000};             // agent.checkpoint_interval
+  Millis shutdown_timeout{10000};               // agent.shutdown_timeout: drain bound on SIGTERM
+  bool lockstep = true;                         // agent.lockstep: tee group for in-step sinks
+  uint64_t chunk_bytes = 64 * 1024;             // agent.chunk_bytes: bytes per splice
+  uint64_t pipe_bytes = 256 * 1024;             // agent.pipe_bytes: capacity asked per sink pipe
+  uint64_t max_open_files = 1024;               // agent.max_open_files
+};
+
+enum class StartAt { kEnd, kBeginning };
+
+// Bounds on how long and how much a rotated/deleted file is held open for lagging sinks.
+struct RetentionConfig {
+  uint64_t max_bytes = 1ULL << 30;  // rotated_retention.max_bytes
+  Millis max_age{std::chrono::hours(1)};  // rotated_retention.max_age
+};
+
+// One `inputs:` entry.
+struct InputConfig {
+  std::string name;
+  Mark mark;
+  std::vector<std::string> paths;    // globs: * ? [..] and ** (any depth)
+  std::vector<std::string> exclude;  // globs matched against the full path and the basename
+  StartAt start_at = StartAt::kEnd;  // for files first seen at start-up only
+  uint64_t max_line_bytes = 1024 * 1024;  // longer lines are split, never dropped
+  bool poll = false;                 // force stat polling instead of inotify
+  Millis poll_interval{250};         // stat polling period
+  Millis rescan_interval{10000};     // safety-net rescan of the globs
+  Millis partial_line_timeout{5000}; // ship a final line without newline after this idle time
+  Millis rotate_wait{5000};          // keep reading a rotated file this long after it goes idle
+  bool copy = false;                 // send through the read/write copy path (files rewritten in place)
+  RetentionConfig rotated_retention;
+};
+
+struct Backoff {
+  Millis initial{100};
+  Millis max{30000};
+};
+
+// `type: tcp` output.
+struct TcpOutput {
+  std::vector<std::string> addresses;  // "host:port", tried in order (failover)
+  Backoff backoff;                     // reconnect backoff (jittered, exponential)
+  Millis connect_timeout{5000};
+  Millis keepalive{30000};             // TCP keepalive idle time; also TCP_USER_TIMEOUT
+};
+
+enum class FsyncPolicy { kNever, kRotate, kInterval };
+
+// `type: archive` output.
+struct ArchiveOutput {
+  std::string dir;
+  uint64_t rotate_max_bytes = 1ULL << 30;  // rotate.max_bytes
+  Millis rotate_max_age{std::chrono::hours(1)};  // rotate.max_age
+  FsyncPolicy fsync = FsyncPolicy::kNever;
+  Millis fsync_interval{1000};
+};
+
+// One `outputs:` entry. `inputs` is the routing: which inputs feed this sink.
+struct OutputConfig {
+  std::string name;
+  Mark mark;
+  std::vector<std::string> inputs;
+  std::variant<TcpOutput, ArchiveOutput> kind;
+};
+
+struct Config {
+  std::string source_path;  // the file it was read from
+  AgentConfig agent;
+  std::vector<InputConfig> inputs;
+  std::vector<OutputConfig> outputs;
+};
+
+// One problem found in a config file; `check` prints every one of them.
+struct ConfigError {
+  std::string file;
+  Mark mark;
+  std::string message;
+  std::string toString() const;  // "file:line:col: message"
+};
+
+}  // namespace logsplice::config
