@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Runs a real collector in the foreground, listening for newline-delimited lines over TCP on
+# 127.0.0.1, and appends every line it receives verbatim (no timestamp, no host, no parsing) to
+# one file. Everything it needs lives in --dir: its config, pid file, work/persist files, and
+# `port` (the port it listens on, written before it starts). SIGTERM stops it cleanly.
+#
+#   scripts/collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE] [--max-msg-size BYTES]
+#                        [--print-config]
+#
+#   --port 0 (the default) picks a free port: rsyslog binds port 0 itself and reports it
+#   (listenPortFileName); for syslog-ng a free port is chosen just before it starts.
+#   --out defaults to DIR/received.log; --max-msg-size defaults to 4194304 (4 MiB).
+#
+# Limits (see tests/e2e/README.md): both drop empty lines; a line longer than --max-msg-size is
+# split into pieces of that size (syslog-ng keeps every byte; rsyslog 8.2302 loses one byte at
+# each split). The collector is exec'd, so this script's pid is the collector's pid.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/lib.sh"
+
+[[ $# -ge 1 ]] || die "usage: collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE]"
+kind="$1"; shift
+dir="" port=0 out="" max_msg=4194304 print_config=0
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --dir) dir="$2"; shift 2 ;;
+    --port) port="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --max-msg-size) max_msg="$2"; shift 2 ;;
+    --print-config) print_config=1; shift ;;
+    *) die "unknown argument: $1" ;;
+  esac
+done
+[[ -n $dir ]] || die "--dir is required"
+[[ $port =~ ^[0-9]+$ ]] || die "--port must be a number"
+[[ $max_msg =~ ^[0-9]+$ ]] || die "--max-msg-size must be a number of bytes"
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
+out="${out:-$dir/received.log}"
+[[ $out == /* ]] || out="$PWD/$out"
+rm -f "$dir/port" "$dir/pid"
+
+case "$kind" in
+  rsyslog)
+    command -v rsyslogd >/dev/null || die "rsyslogd not found: run scripts/install-collectors.sh"
+    mkdir -p "$dir/work"
+    conf="$dir/rsyslog.conf"
+    if [[ $port -eq 0 ]]; then
+      port_params="port=\"0\" listenPortFileName=\"$dir/port\""
+    else
+      port_params="port=\"$port\""
+      echo "$port" > "$dir/port"
+    fi
+    # maxMessageSize must come before any module is loaded. No parser module strips anything
+    # from %rawmsg%; octet-counted framing is off so that a line starting with digits and a
+    # space stays a line; control characters (tabs) are kept as they are.
+    cat > "$conf" <<EOF
+global(maxMessageSize="$max_msg" workDirectory="$dir/work"
+       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off")
+module(load="imtcp" maxSessions="256")
+template(name="logsplice_raw" type="string" string="%rawmsg%\n")
+ruleset(name="logsplice_in") {
+  action(type="omfile" file="$out" template="logsplice_raw" flushOnTXEnd="on")
+}
+input(type="imtcp" address="127.0.0.1" $port_params ruleset="logsplice_in"
+      supportOctetCountedFraming="off")
+EOF
+    [[ $print_config -eq 1 ]] && { cat "$conf"; exit 0; }
+    exec rsyslogd -n -f "$conf" -i "$dir/pid"
+    ;;
+
+  syslog-ng)
+    root="$(syslog_ng_root)"
+    [[ -x $root/usr/sbin/syslog-ng ]] ||
+      die "private syslog-ng not found under $root: run scripts/install-collectors.sh"
+    version="$(cut -d. -f1,2 < "$LOGSPLICE_TEST_CACHE/syslog-ng/VERSION")"
+    if [[ $port -eq 0 ]]; then
+      port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    fi
+    conf="$dir/syslog-ng.conf"
+    # flags(no-parse): the whole line is ${MESSAGE}, untouched. flow-control: the source stops
+    # reading rather than dropping when the file destination lags.
+    cat > "$conf" <<EOF
+@version: $version
+options { log-msg-size($max_msg); flush-lines(0); stats-freq(0); use-dns(no); dns-cache(no);
+          create-dirs(yes); log-fifo-size(100000); };
+source s_logsplice { network(ip("127.0.0.1") port($port) transport("tcp") flags(no-parse)
+                            log-msg-size($max_msg) max-connections(100) log-iw-size(100000)); };
+destination d_logsplice { file("$out" template("\${MESSAGE}\n") template-escape(no)); };
+log { source(s_logsplice); destination(d_logsplice); flags(flow-control); };
+EOF
+    [[ $print_config -eq 1 ]] && { cat "$conf"; exit 0; }
+    echo "$port" > "$dir/port"
+    moddir="$(find "$root/usr/lib/syslog-ng" -mindepth 1 -maxdepth 1 -type d -name '3.*' | head -n1)"
+    export LD_LIBRARY_PATH="$root/usr/lib/syslog-ng${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    exec "$root/usr/sbin/syslog-ng" -F --stderr --no-caps \
+      --module-path="$moddir" \
+      -f "$conf" -R "$dir/syslog-ng.persist" -p "$dir/pid" -c "$dir/syslog-ng.ctl"
+    ;;
+
+  *) die "unknown collector '$kind' (rsyslog or syslog-ng)" ;;
+esac
