@@ -26,19 +26,15 @@ done
 
 apt_install_missing python3 procps
 
-# --- rsyslog -------------------------------------------------------------------------------
-if ! pkg_installed rsyslog; then
-  if pkg_installed syslog-ng-core; then
-    die "syslog-ng-core is installed system-wide and conflicts with rsyslog; remove it" \
-        "(the tests use a private syslog-ng copy) or install rsyslog by hand"
-  fi
-  apt_install_missing rsyslog
+# rsyslog, and the libraries syslog-ng-core 3.38 (bookworm) depends on (none conflicts).
+if ! pkg_installed rsyslog && pkg_installed syslog-ng-core; then
+  die "syslog-ng-core is installed system-wide and conflicts with rsyslog; remove it" \
+      "(the tests use a private syslog-ng copy) or install rsyslog by hand"
 fi
+apt_install_missing rsyslog libcap2 libglib2.0-0 libivykis0 libjson-c5 libnet1 libpcre3 libssl3 \
+  libsystemd0 libwrap0
 
 # --- syslog-ng (private copy) --------------------------------------------------------------
-# The libraries syslog-ng-core 3.38 (bookworm) depends on; none of them conflicts with anything.
-apt_install_missing libcap2 libglib2.0-0 libivykis0 libjson-c5 libnet1 libpcre3 libssl3 \
-  libsystemd0 libwrap0
 
 sng_dir="$LOGSPLICE_TEST_CACHE/syslog-ng"
 sng_root="$(syslog_ng_root)"

@@ -51,11 +51,17 @@ apt_install_missing() {
     as_root sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
     added_policy=1
   fi
-  local rc=0
+  local rc=0 out
+  out="$(mktemp)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Use-Pty=0 "${missing[@]}" >/dev/null || rc=$?
+    -o Dpkg::Use-Pty=0 "${missing[@]}" >"$out" 2>&1 || rc=$?
   [[ $added_policy -eq 1 ]] && as_root rm -f "$policy"
-  [[ $rc -eq 0 ]] || die "apt-get install failed for: ${missing[*]}"
+  if [[ $rc -ne 0 ]]; then
+    cat "$out" >&2
+    rm -f "$out"
+    die "apt-get install failed for: ${missing[*]}"
+  fi
+  rm -f "$out"
 }
 
 # The private syslog-ng tree (see install-collectors.sh).
