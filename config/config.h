@@ -22,6 +22,7 @@ struct AgentConfig {
   std::string data_dir = "/var/lib/logsplice";  // checkpoints live here
   std::string log_level = "info";               // trace|debug|info|warn|error|critical|off
   std::string log_file;                         // empty = stderr; SIGUSR1 reopens it
+  // agent.metrics.listen, "host:port" ([v6]:port for IPv6); port 0 = any free port.
   std::optional<std::string> metrics_listen;    // agent.metrics.listen "127.0.0.1:9880"; absent = off
   Millis checkpoint_interval{1000};             // agent.checkpoint_interval
   Millis shutdown_timeout{10000};               // agent.shutdown_timeout: drain bound on SIGTERM
@@ -41,7 +42,7 @@ struct RetentionConfig {
 
 // One `inputs:` entry.
 struct InputConfig {
-  std::string name;
+  std::string name;  // required, unique; only letters, digits, '_', '.' and '-'
   Mark mark;
   std::vector<std::string> paths;    // globs: * ? [..] and ** (any depth)
   std::vector<std::string> exclude;  // globs matched against the full path and the basename
@@ -82,7 +83,7 @@ struct ArchiveOutput {
 
 // One `outputs:` entry. `inputs` is the routing: which inputs feed this sink.
 struct OutputConfig {
-  std::string name;
+  std::string name;  // required, unique; only letters, digits, '_', '.' and '-'
   Mark mark;
   std::vector<std::string> inputs;
   std::variant<TcpOutput, ArchiveOutput> kind;

@@ -1,0 +1,164 @@
+#include "config/validate.h"
+
+#include <catch2/catch.hpp>
+
+namespace logsplice::config {
+namespace {
+
+InputConfig input(std::string name, Mark mark) {
+  InputConfig in;
+  in.name = std::move(name);
+  in.mark = mark;
+  in.paths = {"/var/log/x.log"};
+  return in;
+}
+
+OutputConfig tcpOutput(std::string name, Mark mark, std::vector<std::string> inputs) {
+  OutputConfig out;
+  out.name = std::move(name);
+  out.mark = mark;
+  out.inputs = std::move(inputs);
+  out.kind = TcpOutput{{"127.0.0.1:5140"}};
+  return out;
+}
+
+OutputConfig archiveOutput(std::string name, Mark mark, std::string dir) {
+  OutputConfig out;
+  out.name = std::move(name);
+  out.mark = mark;
+  out.inputs = {"a"};
+  ArchiveOutput archive;
+  archive.dir = std::move(dir);
+  out.kind = archive;
+  return out;
+}
+
+Config baseConfig() {
+  Config config;
+  config.source_path = "test.yaml";
+  config.inputs.push_back(input("a", {2, 5}));
+  config.outputs.push_back(tcpOutput("central", {8, 5}, {"a"}));
+  return config;
+}
+
+TEST_CASE("validateConfig accepts a consistent config", "[config][validate]") {
+  CHECK(validateConfig(baseConfig()).empty());
+}
+
+TEST_CASE("validateConfig reports duplicate input names with both places", "[config][validate]") {
+  Config config = baseConfig();
+  config.inputs.push_back(input("a", {5, 5}));
+  std::vector<ConfigError> errors = validateConfig(config);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].file == "test.yaml");
+  CHECK(errors[0].mark.line == 5);
+  CHECK(errors[0].mark.column == 5);
+  CHECK(errors[0].message == "duplicate input name 'a' (first defined at 2:5)");
+  CHECK(errors[0].toString() == "test.yaml:5:5: duplicate input name 'a' (first defined at 2:5)");
+}
+
+TEST_CASE("validateConfig reports duplicate output names", "[config][validate]") {
+  Config config = baseConfig();
+  config.outputs.push_back(tcpOutput("central", {12, 5}, {"a"}));
+  std::vector<ConfigError> errors = validateConfig(config);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].mark.line == 12);
+  CHECK(errors[0].message == "duplicate output name 'central' (first defined at 8:5)");
+}
+
+TEST_CASE("an input and an output may share a name", "[config][validate]") {
+  Config config = baseConfig();
+  config.outputs[0].name = "a";
+  CHECK(validateConfig(config).empty());
+}
+
+TEST_CASE("validateConfig reports routes from unknown inputs and repeated routes",
+          "[config][validate]") {
+  Config config = baseConfig();
+  config.outputs[0].inputs = {"a", "ngnix", "a"};
+  std::vector<ConfigError> errors = validateConfig(config);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].message == "output 'central' routes from unknown input 'ngnix'");
+  CHECK(errors[0].mark.line == 8);
+  CHECK(errors[1].message == "output 'central' lists input 'a' more than once");
+}
+
+TEST_CASE("validateConfig reports two archive outputs sharing a dir", "[config][validate]") {
+  Config config = baseConfig();
+  config.outputs.push_back(archiveOutput("one", {10, 5}, "/var/log/archive"));
+  config.outputs.push_back(archiveOutput("two", {14, 5}, "/var/log/./archive//"));
+  config.outputs.push_back(archiveOutput("three", {18, 5}, "/var/log/archive2"));
+  std::vector<ConfigError> errors = validateConfig(config);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].mark.line == 14);
+  CHECK(errors[0].message ==
+        "output 'two' writes to archive dir '/var/log/./archive//', already used by output "
+        "'one' (at 10:5)");
+}
+
+TEST_CASE("validateConfig wants backoff.initial <= backoff.max", "[config][validate]") {
+  Config config = baseConfig();
+  std::get<TcpOutput>(config.outputs[0].kind).backoff = Backoff{Millis(5000), Millis(1500)};
+  std::vector<ConfigError> errors = validateConfig(config);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message ==
+        "'backoff.initial' (5s) is greater than 'backoff.max' (1500ms) in output 'central'");
+  std::get<TcpOutput>(config.outputs[0].kind).backoff = Backoff{Millis(1500), Millis(1500)};
+  CHECK(validateConfig(config).empty());
+}
+
+TEST_CASE("validateConfig collects every problem", "[config][validate]") {
+  Config config = baseConfig();
+  config.inputs.push_back(input("a", {4, 5}));
+  config.outputs.push_back(tcpOutput("central", {12, 5}, {"b"}));
+  config.outputs.push_back(archiveOutput("x", {16, 5}, "/d"));
+  config.outputs.push_back(archiveOutput("y", {20, 5}, "/d"));
+  CHECK(validateConfig(config).size() == 4);
+}
+
+HostPort hostPort(std::string_view text, bool allow_zero = false) {
+  sys::Result<HostPort> r = parseHostPort(text, allow_zero);
+  INFO(text << ": " << (r.ok() ? "" : r.error().context()));
+  REQUIRE(r.ok());
+  return r.value();
+}
+
+std::string hostPortError(std::string_view text, bool allow_zero = false) {
+  sys::Result<HostPort> r = parseHostPort(text, allow_zero);
+  INFO(text << " should fail");
+  REQUIRE_FALSE(r.ok());
+  return r.error().context();
+}
+
+TEST_CASE("parseHostPort accepts names, IPv4 and bracketed IPv6", "[config][validate]") {
+  HostPort a = hostPort("127.0.0.1:5140");
+  CHECK(a.host == "127.0.0.1");
+  CHECK(a.port == 5140);
+  HostPort b = hostPort("collector-1.example.com:1");
+  CHECK(b.host == "collector-1.example.com");
+  CHECK(b.port == 1);
+  HostPort c = hostPort("[::1]:65535");
+  CHECK(c.host == "::1");
+  CHECK(c.port == 65535);
+  CHECK(hostPort("[2001:db8::1]:80").host == "2001:db8::1");
+  CHECK(hostPort("0.0.0.0:0", /*allow_zero=*/true).port == 0);
+}
+
+TEST_CASE("parseHostPort rejects bad forms and ports", "[config][validate]") {
+  CHECK_THAT(hostPortError("localhost"), Catch::Contains("has no port"));
+  CHECK_THAT(hostPortError("localhost:"), Catch::Contains("has no port"));
+  CHECK_THAT(hostPortError(":80"), Catch::Contains("has no host"));
+  CHECK_THAT(hostPortError("host:0"), Catch::Contains("out of range (1..65535)"));
+  CHECK_THAT(hostPortError("host:65536"), Catch::Contains("port 65536 is out of range"));
+  CHECK_THAT(hostPortError("host:99999999999999999999999"), Catch::Contains("out of range"));
+  CHECK_THAT(hostPortError("host:http"), Catch::Contains("port 'http' is not a number"));
+  CHECK_THAT(hostPortError("host:-1"), Catch::Contains("is not a number"));
+  CHECK_THAT(hostPortError("::1:80"), Catch::Contains("IPv6 addresses need brackets"));
+  CHECK_THAT(hostPortError("[nope]:80"), Catch::Contains("not an IPv6 address"));
+  CHECK_THAT(hostPortError("[::1:80"), Catch::Contains("bad IPv6 part"));
+  CHECK_THAT(hostPortError("300.1.1.1:80"), Catch::Contains("not a valid IPv4 address"));
+  CHECK_THAT(hostPortError("bad host:80"), Catch::Contains("not a valid host name"));
+}
+
+}  // namespace
+}  // namespace logsplice::config
