@@ -51,18 +51,24 @@ class Collector:
       refuse() / reopen()  close the listener (connects are refused), later listen on the same port
       kill()               drop the open connections mid-stream (RST)
     `rcvbuf` sets SO_RCVBUF on accepted sockets, so a stall pushes back on the sender sooner.
-    All methods are thread-safe; after stall() returns no further byte is read.
+
+    Every socket is touched by the serving thread only: the methods above hand it a command and
+    wait until it ran, so when one returns its effect is complete (no read after stall(), the
+    port refuses after refuse()). The received bytes may be read from any thread.
     """
 
     def __init__(self, port=0, rcvbuf=None):
         self.port = port
         self.rcvbuf = rcvbuf
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _data
+        self._data = []                # bytearray per connection, in accept order
+        self._socks = {}               # open connection socket -> index into _data
         self._listener = None
-        self._conns = []  # [socket or None, bytearray]
         self._stalled = False
-        self._running = False
+        self._commands = []
+        self._wake_r, self._wake_w = socket.socketpair()
         self._thread = None
+        self._running = False
 
     @property
     def address(self):
@@ -71,9 +77,51 @@ class Collector:
     def start(self):
         self._listen()
         self._running = True
-        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"collector-{self.port}")
+        self._thread = threading.Thread(target=self._serve, daemon=True,
+                                        name=f"collector-{self.port}")
         self._thread.start()
         return self
+
+    # --- the serving thread ---
+    def _serve(self):
+        while self._running:
+            rlist = [self._wake_r]
+            if self._listener:
+                rlist.append(self._listener)
+            if not self._stalled:
+                rlist += list(self._socks)
+            ready, _, _ = select.select(rlist, [], [], 1.0)
+            for s in ready:
+                if s is self._wake_r:
+                    self._run_commands()
+                elif s is self._listener:
+                    self._accept()
+                elif s in self._socks and not self._stalled:
+                    self._read(s)
+
+    def _run_commands(self):
+        self._wake_r.recv(4096)
+        with self._lock:
+            commands, self._commands = self._commands, []
+        for fn, done, result in commands:
+            try:
+                result.append(fn())
+            except Exception as e:  # handed back to the caller
+                result.append(e)
+            done.set()
+
+    def _call(self, fn):
+        if not self._running or threading.current_thread() is self._thread:
+            return fn()
+        done, result = threading.Event(), []
+        with self._lock:
+            self._commands.append((fn, done, result))
+        self._wake_w.send(b"x")
+        if not done.wait(10):
+            raise AssertionError("fake collector thread did not answer")
+        if isinstance(result[0], Exception):
+            raise result[0]
+        return result[0]
 
     def _listen(self):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -86,61 +134,54 @@ class Collector:
         self.port = s.getsockname()[1]
         self._listener = s
 
-    def _serve(self):
-        while self._running:
-            with self._lock:
-                rlist = [self._listener] if self._listener else []
-                if not self._stalled:
-                    rlist += [c[0] for c in self._conns if c[0] is not None]
-            try:
-                ready, _, _ = select.select(rlist, [], [], 0.02)
-            except (OSError, ValueError):  # a socket was closed under us: look again
-                continue
-            with self._lock:
-                for s in ready:
-                    if s is self._listener:
-                        self._accept()
-                    elif not self._stalled:
-                        self._read(s)
-
     def _accept(self):
         try:
             conn, _ = self._listener.accept()
         except OSError:
             return
         conn.setblocking(False)
-        self._conns.append([conn, bytearray()])
-
-    def _read(self, s):
-        entry = next((c for c in self._conns if c[0] is s), None)
-        if entry is None:
-            return
-        try:
-            chunk = s.recv(1 << 18)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if chunk:
-            entry[1] += chunk
-        else:  # EOF or reset from the sender
-            s.close()
-            entry[0] = None
-
-    def stall(self):
         with self._lock:
-            self._stalled = True
+            self._data.append(bytearray())
+            self._socks[conn] = len(self._data) - 1
+
+    def _read(self, s, drain=False):
+        """Reads what is available (everything, with `drain`); False once the peer closed."""
+        while True:
+            try:
+                chunk = s.recv(1 << 18)
+            except BlockingIOError:
+                return True
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._drop(s)
+                return False
+            with self._lock:
+                self._data[self._socks[s]] += chunk
+            if not drain:
+                return True
+
+    def _drop(self, s, reset=False):
+        if reset:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+        with self._lock:
+            del self._socks[s]
+
+    # --- failure modes ---
+    def stall(self):
+        self._call(lambda: setattr(self, "_stalled", True))
 
     def resume(self):
-        with self._lock:
-            self._stalled = False
+        self._call(lambda: setattr(self, "_stalled", False))
 
     def refuse(self, drop_connections=True):
         """Stops listening (new connects get ECONNREFUSED); by default also kills open ones."""
-        with self._lock:
+        def close_listener():
             if self._listener:
                 self._listener.close()
                 self._listener = None
+        self._call(close_listener)
         if drop_connections:
             self.kill()
 
@@ -149,9 +190,8 @@ class Collector:
         deadline = time.monotonic() + 5
         while True:
             try:
-                with self._lock:
-                    if self._listener is None:
-                        self._listen()
+                if self._listener is None:
+                    self._call(self._listen)
                 return self
             except OSError:
                 if time.monotonic() > deadline:
@@ -161,42 +201,35 @@ class Collector:
     def kill(self, drain=True):
         """Resets every open connection. With `drain`, first keeps what the kernel had already
         received (a dropped connection, not a collector that lost acknowledged data)."""
-        with self._lock:
-            for entry in self._conns:
-                s = entry[0]
-                if s is None:
-                    continue
-                while drain:
-                    try:
-                        chunk = s.recv(1 << 18)
-                    except OSError:
-                        break
-                    if not chunk:
-                        break
-                    entry[1] += chunk
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                s.close()
-                entry[0] = None
+        def reset_all():
+            for s in list(self._socks):
+                if not drain or self._read(s, drain=True):
+                    self._drop(s, reset=True)
+        self._call(reset_all)
 
     def close(self):
-        self._running = False
         if self._thread:
+            self.refuse(drop_connections=True)
+            self._running = False
+            self._wake_w.send(b"x")
             self._thread.join()
-        self.refuse(drop_connections=True)
+            self._thread = None
+        self._wake_r.close()
+        self._wake_w.close()
 
     # --- what arrived ---
     def connections(self):
         """Bytes received on each connection, in accept order."""
         with self._lock:
-            return [bytes(c[1]) for c in self._conns]
+            return [bytes(d) for d in self._data]
 
     def connection_count(self):
         with self._lock:
-            return len(self._conns)
+            return len(self._data)
 
     def open_connections(self):
         with self._lock:
-            return sum(1 for c in self._conns if c[0] is not None)
+            return len(self._socks)
 
     def data(self):
         """All bytes received, connections concatenated in accept order (a stream resent from
@@ -205,7 +238,7 @@ class Collector:
 
     def byte_count(self):
         with self._lock:
-            return sum(len(c[1]) for c in self._conns)
+            return sum(len(d) for d in self._data)
 
     def lines(self):
         """Complete lines of data(), as str, without newlines."""
