@@ -33,4 +33,18 @@ sys::Result<FileIdentity> identify(int fd, const struct stat& st);
 // known.fingerprint_len is not the same file (it was truncated or replaced).
 sys::Result<bool> stillMatches(int fd, const struct stat& st, const FileIdentity& known);
 
+// One read of the head answering both questions above: whether the file still matches `known`
+// (same inode, same first known.fingerprint_len bytes), and its identity at the current size.
+// The follower calls it on every growth: a file below kFingerprintBytes gets a longer
+// fingerprint, and a head that changed under the same inode means it was truncated and
+// rewritten. Thread-safe.
+struct HeadCheck {
+  bool matches = false;
+  FileIdentity current;
+};
+sys::Result<HeadCheck> checkHead(int fd, const struct stat& st, const FileIdentity& known);
+
+// The fingerprint hash (64-bit FNV-1a) of `len` bytes; exposed for tests.
+uint64_t fingerprintOf(const char* data, size_t len);
+
 }  // namespace logsplice::inputs

@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 
+#include "agent/sys/sys_calls.h"
 #include "agent/sys/unique_fd.h"
 #include "config/config.h"
 #include "inputs/file_identity.h"
@@ -17,7 +18,8 @@ namespace logsplice::inputs {
 //
 // State machine: kLive (the configured path names this file) -> kRotated (the path now names
 // another file or nothing, the fd is read to its end) or kDeleted (st_nlink == 0, drained from
-// the fd). Truncation (size < last seen size) bumps generation() and keeps the state.
+// the fd). Truncation (size < last seen size, or a head that no longer matches the fingerprint)
+// bumps generation() and keeps the state. A follower never returns to kLive.
 class Follower {
  public:
   enum class State { kLive, kRotated, kDeleted };
@@ -38,11 +40,53 @@ class Follower {
   // longer than max_line_bytes, or a final line without newline once the file is rotated,
   // deleted or idle for partial_line_timeout. Sorted; pruned below every cursor.
   const std::set<uint64_t>& breaks() const { return breaks_; }
-  void pruneBreaksBelow(uint64_t offset) { breaks_.erase(breaks_.begin(), breaks_.lower_bound(offset)); }
+  void pruneBreaksBelow(uint64_t offset) {
+    breaks_.erase(breaks_.begin(), breaks_.lower_bound(offset));
+  }
   uint64_t generation() const { return generation_; }
   State state() const { return state_; }
   // Whether the input wants the read/write copy path (input option `copy`).
   bool copyMode() const { return copy_mode_; }
+
+  // ---- The inputs' own API (InputTailer drives it; the router does not call these). ----
+
+  // A follower of the open regular file `fd` whose head is `identity`. It starts with size 0;
+  // the first refresh() measures the file (completeEnd, long-line breaks).
+  Follower(uint64_t id, std::string path, std::string input_name, const FileIdentity& identity,
+           sys::UniqueFd fd, bool copy_mode, uint64_t max_line_bytes, uint64_t now_ms);
+  virtual ~Follower() = default;
+
+  // A process-wide unique, never reused id.
+  static uint64_t nextId();
+
+  // What one refresh() found.
+  struct Change {
+    bool grew = false;       // completeEnd advanced or a break was added
+    bool truncated = false;  // generation bumped, completeEnd recomputed from 0, breaks cleared
+    bool deleted = false;    // st_nlink dropped to 0 now (state is kDeleted)
+    uint64_t long_line_splits = 0;
+    sys::Error error;  // fstat/pread failed; nothing else changed
+  };
+  // fstat + tail peek: size, deletion, truncation (size shrank, or the head no longer hashes to
+  // the fingerprint), the fingerprint grown with the file below 1 KiB, the new completeEnd
+  // (searching back only over bytes appended since the last refresh), long-line breaks.
+  // Complete lines inside one appended batch are never split, even when longer than
+  // max_line_bytes: finding them would mean scanning every byte.
+  Change refresh(sys::SysCalls& sys, uint64_t now_ms);
+  // Ends an unterminated final line: a break at size() (the router inserts the '\n'),
+  // completeEnd = size. Bytes appended later to that line continue after the break, as a new
+  // line. Returns whether a break was added.
+  bool flushPartialLine();
+  bool hasPartialLine() const { return size_ > complete_end_; }
+  // Makes `offset` (completeEnd < offset <= size) a shipping boundary with a break: used when a
+  // file is reopened where an earlier follower of it stopped, possibly mid-line.
+  void breakAt(uint64_t offset);
+  // The configured path no longer names this file (moved, or replaced by another file).
+  void markRotated(uint64_t now_ms);
+  // When size() last changed (or the follower was created).
+  uint64_t lastChangeMs() const { return last_change_ms_; }
+  // When the follower left kLive (0 while live).
+  uint64_t leftLiveMs() const { return left_live_ms_; }
 
  protected:
   Follower() = default;
@@ -58,6 +102,11 @@ class Follower {
   uint64_t generation_ = 0;
   State state_ = State::kLive;
   bool copy_mode_ = false;
+
+ private:
+  uint64_t max_line_bytes_ = 0;  // 0: no limit
+  uint64_t last_change_ms_ = 0;
+  uint64_t left_live_ms_ = 0;
 };
 
 }  // namespace logsplice::inputs

@@ -24,7 +24,7 @@ struct KnownFile {
 
 // Counters of one input, read by the metrics endpoint. Loop thread only.
 struct InputStats {
-  uint64_t files_followed = 0;   // gauge: followers open or suspended now
+  uint64_t files_followed = 0;  // gauge: followers open or suspended now
   uint64_t files_discovered = 0;
   uint64_t rotations = 0;
   uint64_t truncations = 0;
@@ -35,7 +35,7 @@ struct InputStats {
   uint64_t rescans = 0;
   uint64_t open_errors = 0;
   uint64_t retention_releases = 0;
-  bool polling = false;          // gauge: stat polling serves (some of) this input
+  bool polling = false;  // gauge: stat polling serves (some of) this input
 };
 
 // Everything one `inputs:` entry does: expands its globs, watches the directories (inotify via

@@ -1,0 +1,103 @@
+#include "inputs/follower.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "inputs/line_end.h"
+
+namespace logsplice::inputs {
+
+uint64_t Follower::nextId() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+Follower::Follower(uint64_t id, std::string path, std::string input_name,
+                   const FileIdentity& identity, sys::UniqueFd fd, bool copy_mode,
+                   uint64_t max_line_bytes, uint64_t now_ms)
+    : id_(id),
+      path_(std::move(path)),
+      input_name_(std::move(input_name)),
+      identity_(identity),
+      fd_(std::make_shared<sys::UniqueFd>(std::move(fd))),
+      copy_mode_(copy_mode),
+      max_line_bytes_(max_line_bytes),
+      last_change_ms_(now_ms) {}
+
+void Follower::markRotated(uint64_t now_ms) {
+  if (state_ != State::kLive) return;
+  state_ = State::kRotated;
+  left_live_ms_ = now_ms;
+}
+
+bool Follower::flushPartialLine() {
+  if (size_ <= complete_end_) return false;
+  complete_end_ = size_;
+  breaks_.insert(size_);
+  return true;
+}
+
+void Follower::breakAt(uint64_t offset) {
+  if (offset <= complete_end_ || offset > size_) return;
+  complete_end_ = offset;
+  breaks_.insert(offset);
+}
+
+Follower::Change Follower::refresh(sys::SysCalls& sys, uint64_t now_ms) {
+  Change c;
+  int fd = this->fd();
+  if (fd < 0) return c;
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    c.error = sys::Error::fromErrno(errno, "fstat " + path_);
+    return c;
+  }
+  if (st.st_nlink == 0 && state_ != State::kDeleted) {
+    if (state_ == State::kLive) left_live_ms_ = now_ms;
+    state_ = State::kDeleted;
+    c.deleted = true;
+  }
+  uint64_t new_size = st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  if (new_size == size_) return c;
+
+  // The head is re-read on every size change: below 1 KiB the fingerprint grows with the file,
+  // and a different head under the same inode means truncated and rewritten (copytruncate),
+  // even when the file has regrown past the size seen last.
+  auto head = checkHead(fd, st, identity_);
+  if (!head.ok()) {
+    c.error = head.error();
+    return c;
+  }
+  last_change_ms_ = now_ms;
+  uint64_t searched_to = size_;  // [completeEnd, size_) is known to hold no '\n'
+  uint64_t old_complete_end = complete_end_;
+  if (new_size < size_ || !head->matches) {
+    ++generation_;
+    breaks_.clear();
+    complete_end_ = 0;
+    searched_to = 0;
+    old_complete_end = 0;
+    c.truncated = true;
+  }
+  identity_ = head->current;
+
+  uint64_t from = std::max(complete_end_, searched_to);
+  auto end = findLastLineEnd(sys, fd, from, new_size);
+  if (!end.ok()) {
+    c.error = end.error();
+    return c;
+  }
+  if (*end > from) complete_end_ = *end;
+  size_ = new_size;
+  while (max_line_bytes_ > 0 && size_ - complete_end_ > max_line_bytes_) {
+    complete_end_ += max_line_bytes_;
+    breaks_.insert(complete_end_);
+    ++c.long_line_splits;
+  }
+  c.grew = complete_end_ != old_complete_end || c.long_line_splits > 0;
+  return c;
+}
+
+}  // namespace logsplice::inputs

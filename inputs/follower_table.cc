@@ -1,0 +1,79 @@
+#include "inputs/follower_table.h"
+
+namespace logsplice::inputs {
+
+Follower& FollowerTable::add(std::unique_ptr<Follower> f, const std::string& real_path) {
+  Follower& ref = *f;
+  by_inode_[keyOf(ref.identity())] = ref.id();
+  if (ref.state() == Follower::State::kLive) live_by_path_[ref.path()] = ref.id();
+  if (real_path != ref.path()) by_real_path_.emplace(real_path, ref.id());
+  finished_.erase(keyOf(ref.identity()));
+  followers_.emplace(ref.id(), std::move(f));
+  return ref;
+}
+
+std::unique_ptr<Follower> FollowerTable::remove(uint64_t id) {
+  auto it = followers_.find(id);
+  if (it == followers_.end()) return nullptr;
+  std::unique_ptr<Follower> f = std::move(it->second);
+  followers_.erase(it);
+  auto in = by_inode_.find(keyOf(f->identity()));
+  if (in != by_inode_.end() && in->second == id) by_inode_.erase(in);
+  leftLive(*f);
+  for (auto rp = by_real_path_.begin(); rp != by_real_path_.end();) {
+    rp = rp->second == id ? by_real_path_.erase(rp) : std::next(rp);
+  }
+  return f;
+}
+
+void FollowerTable::leftLive(const Follower& f) {
+  auto it = live_by_path_.find(f.path());
+  if (it != live_by_path_.end() && it->second == f.id()) live_by_path_.erase(it);
+}
+
+Follower* FollowerTable::byId(uint64_t id) const {
+  auto it = followers_.find(id);
+  return it == followers_.end() ? nullptr : it->second.get();
+}
+
+Follower* FollowerTable::byInode(const InodeKey& key) const {
+  auto it = by_inode_.find(key);
+  return it == by_inode_.end() ? nullptr : byId(it->second);
+}
+
+Follower* FollowerTable::liveAt(const std::string& path) const {
+  auto it = live_by_path_.find(path);
+  return it == live_by_path_.end() ? nullptr : byId(it->second);
+}
+
+std::vector<uint64_t> FollowerTable::byRealPath(const std::string& path) const {
+  std::vector<uint64_t> out;
+  auto [lo, hi] = by_real_path_.equal_range(path);
+  for (auto it = lo; it != hi; ++it) out.push_back(it->second);
+  return out;
+}
+
+std::vector<uint64_t> FollowerTable::ids() const {
+  std::vector<uint64_t> out;
+  out.reserve(followers_.size());
+  for (const auto& [id, f] : followers_) out.push_back(id);
+  return out;
+}
+
+void FollowerTable::rememberFinished(const FileIdentity& identity, uint64_t size) {
+  if (finished_.size() >= kMaxFinished) finished_.erase(finished_.begin());
+  finished_[keyOf(identity)] = Finished{identity, size};
+}
+
+const FollowerTable::Finished* FollowerTable::finished(const InodeKey& key) const {
+  auto it = finished_.find(key);
+  return it == finished_.end() ? nullptr : &it->second;
+}
+
+void FollowerTable::pruneFinished(const std::set<InodeKey>& seen) {
+  for (auto it = finished_.begin(); it != finished_.end();) {
+    it = seen.count(it->first) ? std::next(it) : finished_.erase(it);
+  }
+}
+
+}  // namespace logsplice::inputs

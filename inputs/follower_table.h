@@ -1,0 +1,60 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "inputs/follower.h"
+
+namespace logsplice::inputs {
+
+// The followers of one input and the indexes the tailer looks them up by: id, inode (one
+// follower per (dev, ino), whatever names reach it), the configured path of live followers, and
+// the resolved target of symlinked ones. Also remembers finished files (closed after rotation
+// while still on disk) so a rescan that meets one under a matching name does not ship it
+// again. Owns the followers. Loop thread only.
+class FollowerTable {
+ public:
+  using InodeKey = std::pair<uint64_t, uint64_t>;  // (dev, ino)
+  struct Finished {
+    FileIdentity identity;
+    uint64_t size = 0;  // everything below was shipped (or released)
+  };
+
+  // `real_path` differs from f->path() when the path is a symlink; then events for the target
+  // find the follower too.
+  Follower& add(std::unique_ptr<Follower> f, const std::string& real_path);
+  std::unique_ptr<Follower> remove(uint64_t id);
+  // The follower left kLive: its path may now name another file.
+  void leftLive(const Follower& f);
+
+  Follower* byId(uint64_t id) const;
+  Follower* byInode(const InodeKey& key) const;
+  Follower* liveAt(const std::string& path) const;
+  std::vector<uint64_t> byRealPath(const std::string& path) const;
+  std::vector<uint64_t> ids() const;
+  size_t size() const { return followers_.size(); }
+
+  void rememberFinished(const FileIdentity& identity, uint64_t size);
+  const Finished* finished(const InodeKey& key) const;
+  void forgetFinished(const InodeKey& key) { finished_.erase(key); }
+  // Drops finished files whose inode was not seen by the last full scan.
+  void pruneFinished(const std::set<InodeKey>& seen);
+
+  static InodeKey keyOf(const FileIdentity& id) { return {id.dev, id.ino}; }
+
+ private:
+  static constexpr size_t kMaxFinished = 4096;
+
+  std::map<uint64_t, std::unique_ptr<Follower>> followers_;
+  std::map<InodeKey, uint64_t> by_inode_;
+  std::map<std::string, uint64_t> live_by_path_;
+  std::multimap<std::string, uint64_t> by_real_path_;
+  std::map<InodeKey, Finished> finished_;
+};
+
+}  // namespace logsplice::inputs

@@ -1,0 +1,548 @@
+#include "inputs/input_tailer.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "inputs/discovery.h"
+#include "inputs/follower_table.h"
+#include "inputs/owned_uv_handle.h"
+
+namespace logsplice::inputs {
+namespace {
+
+using InodeKey = FollowerTable::InodeKey;
+
+InodeKey keyOf(const struct stat& st) {
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+const char* stateName(Follower::State s) {
+  switch (s) {
+    case Follower::State::kLive:
+      return "live";
+    case Follower::State::kRotated:
+      return "rotated";
+    case Follower::State::kDeleted:
+      return "deleted";
+  }
+  return "?";
+}
+
+}  // namespace
+
+// The tailer's state and logic; see input_tailer.h. Loop thread only. Observer callbacks may
+// call poke() re-entrantly: work that could close a follower is deferred until the outermost
+// entry point (event batch, timer, start, poke) unwinds, so no follower is destroyed while a
+// frame below still uses it.
+class InputTailer::Impl : public DiscoveryHandler {
+ public:
+  Impl(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer)
+      : loop_(loop), cfg_(cfg), observer_(observer), discovery_(loop, cfg_, *this) {}
+
+  sys::Error start(bool at_startup, const std::vector<KnownFile>& known);
+  void stop();
+  void close(std::function<void()> on_closed);
+  void poke(const Follower& f);
+
+  void entriesChanged(const std::vector<WatchHandler::Event>& events) override;
+  void rescanNeeded(bool overflow) override;
+
+  const config::InputConfig& config() const { return cfg_; }
+  const InputStats& stats() const { return stats_; }
+  Discovery& discovery() { return discovery_; }
+
+ private:
+  // Marks an entry point; the outermost one runs the deferred close checks on the way out.
+  class Entry {
+   public:
+    explicit Entry(Impl& impl) : impl_(impl) { ++impl_.depth_; }
+    ~Entry() {
+      if (impl_.depth_ == 1) impl_.runDeferred();
+      --impl_.depth_;
+    }
+
+   private:
+    Impl& impl_;
+  };
+
+  uint64_t now() {
+    uv_update_time(loop_);
+    return uv_now(loop_);
+  }
+  void rescan(uint64_t now);
+  void handlePath(const std::string& path, bool removed, uint64_t now);
+  void consider(const std::string& path, bool from_scan, uint64_t now, std::set<InodeKey>* seen);
+  Follower* openFollower(const std::string& path, Follower::State state, bool from_scan,
+                         uint64_t now);
+  void openKnown(const KnownFile& k, uint64_t now);
+  void checkLive(Follower& f, uint64_t now);
+  void refreshAndApply(Follower& f, uint64_t now) { apply(f, f.refresh(sys_, now)); }
+  void apply(Follower& f, const Follower::Change& c);
+  void refreshNonLive(uint64_t now);
+  void noteOpenError(const std::string& path, int err);
+  void onTick();
+  void checkClose(uint64_t id, uint64_t now);
+  void closeFollower(uint64_t id, bool retention, uint64_t now);
+  void runDeferred();
+  uint64_t tickMs() const;
+
+  uv_loop_t* loop_;
+  config::InputConfig cfg_;
+  FileObserver& observer_;
+  sys::SysCalls& sys_ = sys::SysCalls::real();
+  InputStats stats_;
+  FollowerTable table_;
+  Discovery discovery_;
+  OwnedUvHandle<uv_timer_t> tick_;          // rotated/deleted refresh, partial lines, closing
+  OwnedUvHandle<uv_timer_t> rescan_;        // safety-net rescan every rescan_interval
+  std::map<std::string, int> open_errors_;  // path -> errno already logged
+  std::set<uint64_t> deferred_;             // follower ids to re-check for closing
+  int depth_ = 0;
+  bool started_ = false;
+  bool closing_ = false;
+  bool startup_scan_ = false;
+};
+
+uint64_t InputTailer::Impl::tickMs() const {
+  auto shortest = std::min(cfg_.partial_line_timeout, cfg_.rotate_wait).count() / 4;
+  return static_cast<uint64_t>(std::clamp<int64_t>(shortest, 10, 250));
+}
+
+sys::Error InputTailer::Impl::start(bool at_startup, const std::vector<KnownFile>& known) {
+  if (started_ || closing_) return sys::Error::invalidArgument("input tailer already started");
+  if (sys::Error err = discovery_.init()) return err;
+  int rc = tick_.init([this](uv_timer_t* t) { return uv_timer_init(loop_, t); }, this);
+  if (rc == 0) rc = rescan_.init([this](uv_timer_t* t) { return uv_timer_init(loop_, t); }, this);
+  if (rc != 0) return sys::Error::io(std::string("uv_timer_init: ") + uv_strerror(rc));
+  started_ = true;
+  Entry entry(*this);
+  uint64_t t = now();
+  for (const auto& k : known) openKnown(k, t);
+  startup_scan_ = at_startup;
+  rescan(t);
+  startup_scan_ = false;
+  stats_.rescans = 0;  // the initial scan is not a re-scan
+  discovery_.start();
+  uint64_t tick = tickMs();
+  uv_timer_start(
+      tick_.get(), [](uv_timer_t* h) { static_cast<Impl*>(h->data)->onTick(); }, tick, tick);
+  auto every = static_cast<uint64_t>(std::max<int64_t>(cfg_.rescan_interval.count(), 10));
+  uv_timer_start(
+      rescan_.get(), [](uv_timer_t* h) { static_cast<Impl*>(h->data)->rescanNeeded(false); }, every,
+      every);
+  return sys::Error::ok();
+}
+
+void InputTailer::Impl::stop() {
+  discovery_.stop();
+  if (tick_) uv_timer_stop(tick_.get());
+  if (rescan_) uv_timer_stop(rescan_.get());
+}
+
+void InputTailer::Impl::close(std::function<void()> on_closed) {
+  if (closing_) return;
+  closing_ = true;
+  stop();
+  deferred_.clear();
+  for (uint64_t id : table_.ids()) {
+    observer_.fileClosing(*table_.byId(id));
+    table_.remove(id);
+  }
+  stats_.files_followed = 0;
+  auto pending = std::make_shared<int>(3);
+  auto done = [pending, cb = std::move(on_closed)]() {
+    if (--*pending == 0 && cb) cb();
+  };
+  tick_.close(done);
+  rescan_.close(done);
+  discovery_.close(done);
+}
+
+void InputTailer::Impl::poke(const Follower& f) {
+  if (closing_) return;
+  if (depth_ > 0) {
+    deferred_.insert(f.id());
+    return;
+  }
+  Entry entry(*this);
+  checkClose(f.id(), now());
+}
+
+void InputTailer::Impl::runDeferred() {
+  while (!deferred_.empty() && !closing_) {
+    uint64_t id = *deferred_.begin();
+    deferred_.erase(deferred_.begin());
+    checkClose(id, now());
+  }
+}
+
+void InputTailer::Impl::rescanNeeded(bool overflow) {
+  if (closing_) return;
+  Entry entry(*this);
+  if (overflow) {
+    ++stats_.inotify_overflows;
+    spdlog::warn(
+        "input '{}': inotify queue overflowed (IN_Q_OVERFLOW); rescanning every "
+        "watched directory",
+        cfg_.name);
+  }
+  ++stats_.rescans;
+  rescan(now());
+}
+
+void InputTailer::Impl::rescan(uint64_t now) {
+  std::set<InodeKey> seen;
+  std::set<std::string> seen_paths;
+  discovery_.scan([&](const std::string& path) {
+    seen_paths.insert(path);
+    consider(path, true, now, &seen);
+  });
+  for (uint64_t id : table_.ids()) {
+    Follower* f = table_.byId(id);
+    if (f == nullptr) continue;
+    if (f->state() == Follower::State::kLive) {
+      checkLive(*f, now);
+    } else {
+      refreshAndApply(*f, now);
+    }
+  }
+  table_.pruneFinished(seen);
+  for (auto it = open_errors_.begin(); it != open_errors_.end();) {
+    it = seen_paths.count(it->first) ? std::next(it) : open_errors_.erase(it);
+  }
+  stats_.polling = discovery_.polling();
+}
+
+void InputTailer::Impl::entriesChanged(const std::vector<WatchHandler::Event>& events) {
+  if (closing_) return;
+  Entry entry(*this);
+  uint64_t t = now();
+  // Every event is only a hint: each touched name is re-derived from stat, once per batch.
+  std::map<std::string, bool> paths;    // path -> only removals seen
+  std::map<uint32_t, bool> moved_from;  // rename cookie -> the old name was ours
+  std::vector<std::string> moved_targets;
+  for (const auto& ev : events) {
+    std::string path = joinPath(ev.dir, ev.name);
+    bool removed = ev.kind == WatchHandler::Kind::kRemoved;
+    auto [it, fresh] = paths.emplace(path, removed);
+    if (!fresh && !removed) it->second = false;
+    if (ev.cookie != 0 && removed) {
+      moved_from[ev.cookie] = discovery_.isCandidate(path) || table_.liveAt(path) != nullptr;
+    } else if (ev.cookie != 0 && ev.kind == WatchHandler::Kind::kCreated) {
+      auto from = moved_from.find(ev.cookie);
+      if (from != moved_from.end() && from->second && !discovery_.isCandidate(path)) {
+        moved_targets.push_back(path);
+      }
+    }
+  }
+  for (const auto& [path, removed] : paths) handlePath(path, removed, t);
+  // A file renamed from one of our names to a name outside the globs, which we never opened
+  // (it was created and rotated between two event batches): follow it as rotated from 0.
+  for (const auto& path : moved_targets) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (table_.byInode(keyOf(st)) != nullptr || table_.finished(keyOf(st)) != nullptr) continue;
+    openFollower(path, Follower::State::kRotated, false, t);
+  }
+  refreshNonLive(t);
+  stats_.polling = discovery_.polling();
+}
+
+void InputTailer::Impl::handlePath(const std::string& path, bool removed, uint64_t now) {
+  if (Follower* f = table_.liveAt(path)) checkLive(*f, now);
+  for (uint64_t id : table_.byRealPath(path)) {
+    if (Follower* f = table_.byId(id)) {
+      if (f->state() == Follower::State::kLive) {
+        checkLive(*f, now);
+      } else {
+        refreshAndApply(*f, now);
+      }
+    }
+  }
+  if (!removed && discovery_.isCandidate(path)) consider(path, false, now, nullptr);
+}
+
+void InputTailer::Impl::consider(const std::string& path, bool from_scan, uint64_t now,
+                                 std::set<InodeKey>* seen) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    // Gone between the listing (or event) and now: normal during rotation. Reported only when
+    // a scan listed it, and then once.
+    if (from_scan && errno != ENOENT) noteOpenError(path, errno);
+    return;
+  }
+  if (!S_ISREG(st.st_mode)) return;  // FIFOs, devices, directories are not tailed
+  if (seen != nullptr) seen->insert(keyOf(st));
+  if (Follower* f = table_.byInode(keyOf(st))) {
+    // Known under this or another name (a rename inside the globs, a hard link, a symlink).
+    if (f->state() != Follower::State::kLive) refreshAndApply(*f, now);
+    return;
+  }
+  // Another file now has the name of a live follower: that one was rotated away first.
+  if (Follower* f = table_.liveAt(path)) checkLive(*f, now);
+  openFollower(path, Follower::State::kLive, from_scan, now);
+}
+
+Follower* InputTailer::Impl::openFollower(const std::string& path, Follower::State state,
+                                          bool from_scan, uint64_t now) {
+  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (raw < 0) {
+    if (from_scan || errno != ENOENT) noteOpenError(path, errno);
+    return nullptr;
+  }
+  sys::UniqueFd fd(raw);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) {
+    noteOpenError(path, errno);
+    return nullptr;
+  }
+  if (!S_ISREG(st.st_mode) || table_.byInode(keyOf(st)) != nullptr) return nullptr;
+
+  uint64_t resume = 0;
+  if (const FollowerTable::Finished* fin = table_.finished(keyOf(st))) {
+    auto head = checkHead(fd.get(), st, fin->identity);
+    if (head.ok() && head->matches) {
+      if (static_cast<uint64_t>(st.st_size) <= fin->size) return nullptr;  // nothing new
+      resume = fin->size;  // appended to after we closed it: ship only the new bytes
+    } else {
+      table_.forgetFinished(keyOf(st));  // the inode was reused by another file
+    }
+  }
+  auto identity = identify(fd.get(), st);
+  if (!identity.ok()) {
+    noteOpenError(path, identity.error().sysErrno());
+    return nullptr;
+  }
+  open_errors_.erase(path);
+
+  std::string real_path = path;
+  struct stat lst;
+  if (::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    char buf[PATH_MAX];
+    if (::realpath(path.c_str(), buf) != nullptr) real_path = buf;
+  }
+  auto owned = std::make_unique<Follower>(Follower::nextId(), path, cfg_.name, *identity,
+                                          std::move(fd), cfg_.copy, cfg_.max_line_bytes, now);
+  if (state != Follower::State::kLive) owned->markRotated(now);
+  Follower& f = table_.add(std::move(owned), real_path);
+  uint64_t id = f.id();
+  if (real_path != path) discovery_.watchExtra(dirName(real_path));
+  ++stats_.files_discovered;
+  stats_.files_followed = table_.size();
+
+  Follower::Change c = f.refresh(sys_, now);
+  if (c.error) spdlog::warn("input '{}': reading {}: {}", cfg_.name, path, c.error.toString());
+  stats_.long_line_splits += c.long_line_splits;
+  if (c.deleted) {
+    ++stats_.deletions;
+    table_.leftLive(f);
+  }
+  uint64_t default_start = 0;
+  if (resume > 0) {
+    f.breakAt(resume);
+    default_start = resume;
+  } else if (startup_scan_ && cfg_.start_at == config::StartAt::kEnd &&
+             state == Follower::State::kLive) {
+    // The end of the last complete line, not the size: a line being written at start-up is
+    // shipped whole once its newline arrives.
+    default_start = f.completeEnd();
+  }
+  spdlog::info("input '{}': following {} ({}, {}) from offset {} of {}", cfg_.name, path,
+               f.identity().toString(), stateName(f.state()), default_start, f.size());
+  observer_.fileOpened(f, default_start);
+  if (table_.byId(id) != nullptr && f.completeEnd() > default_start) observer_.fileGrew(f);
+  return table_.byId(id);
+}
+
+void InputTailer::Impl::openKnown(const KnownFile& k, uint64_t now) {
+  struct stat st;
+  if (::stat(k.path.c_str(), &st) == 0 && keyOf(st) == FollowerTable::keyOf(k.identity)) {
+    return;  // still under its name: the scan opens it (if the globs still match it)
+  }
+  std::string dir = dirName(k.path);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    if (e->d_ino == k.identity.ino) names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  for (const auto& name : names) {
+    std::string path = joinPath(dir, name);
+    sys::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (keyOf(st) != FollowerTable::keyOf(k.identity)) continue;
+    auto same = stillMatches(fd.get(), st, k.identity);
+    if (!same.ok() || !*same) continue;
+    spdlog::info("input '{}': {} was rotated to {} while stopped; draining it", cfg_.name, k.path,
+                 path);
+    openFollower(path, Follower::State::kRotated, false, now);
+    return;
+  }
+}
+
+void InputTailer::Impl::checkLive(Follower& f, uint64_t now) {
+  refreshAndApply(f, now);
+  if (f.state() != Follower::State::kLive) return;
+  struct stat st;
+  if (::stat(f.path().c_str(), &st) == 0) {
+    if (keyOf(st) == FollowerTable::keyOf(f.identity())) return;
+  } else if (errno != ENOENT && errno != ENOTDIR) {
+    return;  // cannot tell (EACCES on a directory...): keep it live
+  }
+  f.markRotated(now);
+  table_.leftLive(f);
+  ++stats_.rotations;
+  spdlog::info("input '{}': {} rotated ({}); reading the old file to its end", cfg_.name, f.path(),
+               f.identity().toString());
+}
+
+void InputTailer::Impl::apply(Follower& f, const Follower::Change& c) {
+  if (c.error) {
+    spdlog::debug("input '{}': refreshing {}: {}", cfg_.name, f.path(), c.error.toString());
+    return;
+  }
+  stats_.long_line_splits += c.long_line_splits;
+  if (c.deleted) {
+    ++stats_.deletions;
+    table_.leftLive(f);
+    spdlog::info("input '{}': {} deleted; draining it from the open fd", cfg_.name, f.path());
+  }
+  if (c.truncated) {
+    ++stats_.truncations;
+    spdlog::info("input '{}': {} truncated (generation {}); restarting at offset 0", cfg_.name,
+                 f.path(), f.generation());
+    uint64_t id = f.id();
+    observer_.fileTruncated(f);
+    if (table_.byId(id) != nullptr && f.completeEnd() > 0) observer_.fileGrew(f);
+  } else if (c.grew) {
+    observer_.fileGrew(f);
+  }
+}
+
+void InputTailer::Impl::refreshNonLive(uint64_t now) {
+  for (uint64_t id : table_.ids()) {
+    Follower* f = table_.byId(id);
+    if (f != nullptr && f->state() != Follower::State::kLive) refreshAndApply(*f, now);
+  }
+}
+
+void InputTailer::Impl::noteOpenError(const std::string& path, int err) {
+  auto it = open_errors_.find(path);
+  if (it != open_errors_.end() && it->second == err) return;
+  open_errors_[path] = err;
+  ++stats_.open_errors;
+  spdlog::warn("input '{}': cannot open {}: {}; retrying at the next change or rescan", cfg_.name,
+               path, std::strerror(err));
+}
+
+void InputTailer::Impl::onTick() {
+  if (closing_) return;
+  Entry entry(*this);
+  uint64_t t = now();
+  auto partial_ms = static_cast<uint64_t>(cfg_.partial_line_timeout.count());
+  for (uint64_t id : table_.ids()) {
+    Follower* f = table_.byId(id);
+    if (f == nullptr) continue;
+    if (f->state() != Follower::State::kLive) {
+      refreshAndApply(*f, t);
+    } else if (f->hasPartialLine() && t - f->lastChangeMs() >= partial_ms) {
+      refreshAndApply(*f, t);  // what looks idle may have grown without an event yet
+      if (table_.byId(id) != nullptr && f->hasPartialLine() &&
+          t - f->lastChangeMs() >= partial_ms && f->flushPartialLine()) {
+        ++stats_.partial_line_flushes;
+        observer_.fileGrew(*f);
+      }
+    }
+    deferred_.insert(id);  // closing is checked once this tick unwinds
+  }
+}
+
+void InputTailer::Impl::checkClose(uint64_t id, uint64_t now) {
+  Follower* f = table_.byId(id);
+  if (f == nullptr || f->state() == Follower::State::kLive) return;
+  uint64_t idle_since = std::max(f->lastChangeMs(), f->leftLiveMs());
+  bool idle = now - idle_since >= static_cast<uint64_t>(cfg_.rotate_wait.count());
+  if (idle && f->flushPartialLine()) {
+    // Nobody writes this file any more: its last line will never get a newline.
+    ++stats_.partial_line_flushes;
+    observer_.fileGrew(*f);
+    if (table_.byId(id) == nullptr) return;
+  }
+  if (idle && observer_.fileDrained(*f)) {
+    closeFollower(id, false, now);
+    return;
+  }
+  const auto& ret = cfg_.rotated_retention;
+  if (f->size() > ret.max_bytes ||
+      now - f->leftLiveMs() >= static_cast<uint64_t>(ret.max_age.count())) {
+    closeFollower(id, true, now);
+  }
+}
+
+void InputTailer::Impl::closeFollower(uint64_t id, bool retention, uint64_t now) {
+  Follower* f = table_.byId(id);
+  if (f == nullptr) return;
+  if (retention) {
+    ++stats_.retention_releases;
+    spdlog::warn(
+        "input '{}': releasing {} {} ({} bytes, {} ms since it left its name) before "
+        "every sink drained it: rotated_retention exceeded",
+        cfg_.name, stateName(f->state()), f->path(), f->size(), now - f->leftLiveMs());
+  } else {
+    spdlog::info("input '{}': closing {} {} ({} bytes shipped)", cfg_.name, stateName(f->state()),
+                 f->path(), f->size());
+  }
+  observer_.fileClosing(*f);
+  std::unique_ptr<Follower> owned = table_.remove(id);
+  struct stat st;
+  if (owned && owned->fd() >= 0 && ::fstat(owned->fd(), &st) == 0 && st.st_nlink > 0) {
+    table_.rememberFinished(owned->identity(), owned->size());
+  }
+  stats_.files_followed = table_.size();
+}
+
+// ---- InputTailer: forwards to Impl. ----
+
+InputTailer::InputTailer(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer)
+    : impl_(std::make_unique<Impl>(loop, cfg, observer)) {}
+
+InputTailer::~InputTailer() = default;
+
+sys::Error InputTailer::start(bool at_startup, const std::vector<KnownFile>& known) {
+  return impl_->start(at_startup, known);
+}
+
+void InputTailer::stop() {
+  impl_->stop();
+}
+
+void InputTailer::close(std::function<void()> on_closed) {
+  impl_->close(std::move(on_closed));
+}
+
+void InputTailer::poke(Follower& f) {
+  impl_->poke(f);
+}
+
+const config::InputConfig& InputTailer::config() const {
+  return impl_->config();
+}
+
+const InputStats& InputTailer::stats() const {
+  return impl_->stats();
+}
+
+}  // namespace logsplice::inputs
