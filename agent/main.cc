@@ -1,8 +1,194 @@
+// logsplice: the command line. `run` is the daemon, `check` validates a config, `status` reads
+// a running agent's metrics endpoint.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
 
+#include "agent/agent.h"
 #include "agent/sys/version.h"
+#include "config/parse.h"
 
-int main() {
-  std::printf("logsplice %s\n", logsplice::sys::kVersion);
-  return 0;
+namespace {
+
+using logsplice::agent::kExitConfig;
+using logsplice::agent::kExitOk;
+using logsplice::agent::kExitStartup;
+using logsplice::agent::kExitUsage;
+
+constexpr const char* kUsage = R"(logsplice - a zero-copy log shipper
+
+Usage:
+  logsplice run    --config FILE [--pid-file FILE]   run the agent in the foreground
+  logsplice check  --config FILE                     validate a config; print every error
+  logsplice status [--endpoint HOST:PORT] [--watch]  per sink: state, rate, lag (needs
+                                                     agent.metrics.listen)
+  logsplice --version | --help
+
+Signals (run): SIGTERM/SIGINT drain outputs for at most agent.shutdown_timeout, write the
+checkpoint and exit 0 (a second signal stops at once); SIGUSR1 reopens agent.log_file.
+
+Exit codes: 0 ok; 1 config errors; 2 bad command line; 3 could not start (data_dir not
+writable, metrics address taken, ...).
+
+Config (YAML; unknown keys and bad values are errors with file:line:column):
+  agent:
+    data_dir: /var/lib/logsplice    checkpoints (delivered offset per file and output)
+    log_level: info                 trace|debug|info|warn|error|critical|off
+    log_file: PATH                  default stderr; SIGUSR1 reopens it
+    metrics: { listen: 127.0.0.1:9880 }   Prometheus /metrics and /health; absent = off
+    checkpoint_interval: 1s         how often delivered offsets are written
+    shutdown_timeout: 10s           drain bound on SIGTERM
+    lockstep: true                  feed in-step outputs with one splice + tee
+    chunk_bytes: 64KiB              bytes per splice
+    pipe_bytes: 256KiB              pipe capacity asked per output
+    max_open_files: 1024            open-file budget for followed files
+  inputs:
+  - name: NAME                      [A-Za-z0-9_.-]+, unique
+    paths: [GLOB, ...]              absolute; * ? [..] and ** (any depth)
+    exclude: [GLOB, ...]            matched against the full path and the base name
+    start_at: end                   end|beginning, for files found at start-up only
+    max_line_bytes: 1MiB            an unterminated line longer than this is split
+    poll: false                     force stat polling instead of inotify
+    poll_interval: 250ms            stat polling period
+    rescan_interval: 10s            safety-net rescan of the globs
+    partial_line_timeout: 5s        ship a final line without newline after this idle time
+    rotate_wait: 5s                 keep reading a rotated file this long after it goes idle
+    copy: false                     read/write instead of splice (files rewritten in place)
+    rotated_retention: { max_bytes: 1GiB, max_age: 1h }   bound on holding rotated files
+  outputs:
+  - name: NAME
+    type: tcp
+    addresses: [HOST:PORT, ...]     tried in order (failover)
+    backoff: { initial: 100ms, max: 30s }   jittered exponential reconnect backoff
+    connect_timeout: 5s
+    keepalive: 30s                  TCP keepalive idle; TCP_USER_TIMEOUT is twice this
+    inputs: [NAME, ...]             routing: which inputs feed this output
+  - name: NAME
+    type: archive
+    dir: PATH                       files go to DIR/INPUT/SOURCE/YYYY-MM-DD/HHMMSS.log (UTC)
+    rotate: { max_bytes: 1GiB, max_age: 1h }
+    fsync: never                    never|rotate|interval
+    fsync_interval: 1s
+    inputs: [NAME, ...]
+Sizes: 512, 64KiB, 1MiB, 1GiB (KB/MB/GB are powers of 1000). Durations: 250ms, 5s, 1m, 1h, 1d.
+)";
+
+int usageError(const std::string& msg) {
+  std::fprintf(stderr, "logsplice: %s\n(see logsplice --help)\n", msg.c_str());
+  return kExitUsage;
+}
+
+struct Args {
+  std::string command;
+  std::string config;
+  std::string pid_file;
+  std::string endpoint = "127.0.0.1:9880";
+  bool watch = false;
+};
+
+int parseArgs(int argc, char** argv, Args* args) {
+  std::vector<std::string> v(argv + 1, argv + argc);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const std::string& a = v[i];
+    auto value = [&](std::string* out) {
+      if (i + 1 >= v.size()) return false;
+      *out = v[++i];
+      return true;
+    };
+    if (a == "--config" || a == "-c") {
+      if (!value(&args->config)) return usageError("--config needs a file");
+    } else if (a.rfind("--config=", 0) == 0) {
+      args->config = a.substr(9);
+    } else if (a == "--pid-file") {
+      if (!value(&args->pid_file)) return usageError("--pid-file needs a file");
+    } else if (a == "--endpoint") {
+      if (!value(&args->endpoint)) return usageError("--endpoint needs HOST:PORT");
+    } else if (a == "--watch") {
+      args->watch = true;
+    } else if (args->command.empty() && a[0] != '-') {
+      args->command = a;
+    } else {
+      return usageError("unknown argument '" + a + "'");
+    }
+  }
+  return -1;
+}
+
+int check(const std::string& path) {
+  auto parsed = logsplice::config::parseConfigFile(path);
+  for (const auto& e : parsed.errors) std::fprintf(stderr, "%s\n", e.toString().c_str());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s: %zu error%s\n", path.c_str(), parsed.errors.size(),
+                 parsed.errors.size() == 1 ? "" : "s");
+    return kExitConfig;
+  }
+  std::printf("%s: ok (%zu inputs, %zu outputs)\n", path.c_str(), parsed.config->inputs.size(),
+              parsed.config->outputs.size());
+  return kExitOk;
+}
+
+int run(const Args& args) {
+  // splice has no MSG_NOSIGNAL: a closed peer must give EPIPE, not kill us. Before any thread.
+  ::signal(SIGPIPE, SIG_IGN);
+  auto parsed = logsplice::config::parseConfigFile(args.config);
+  if (!parsed.ok()) {
+    for (const auto& e : parsed.errors) std::fprintf(stderr, "%s\n", e.toString().c_str());
+    return kExitConfig;
+  }
+  const auto& agent_cfg = parsed.config->agent;
+  if (auto err = logsplice::agent::setupLogging(agent_cfg.log_level, agent_cfg.log_file)) {
+    std::fprintf(stderr, "logsplice: %s\n", err.toString().c_str());
+    return kExitStartup;
+  }
+  if (!args.pid_file.empty()) {
+    std::ofstream pid(args.pid_file, std::ios::trunc);
+    if (!(pid << ::getpid() << '\n')) {
+      spdlog::critical("cannot write pid file {}: {}", args.pid_file, std::strerror(errno));
+      return kExitStartup;
+    }
+  }
+  int code = kExitStartup;
+  {
+    logsplice::agent::Agent agent(std::move(*parsed.config));
+    if (auto err = agent.start()) {
+      spdlog::critical("cannot start: {}", err.toString());
+    } else {
+      code = agent.run();
+    }
+  }
+  if (!args.pid_file.empty()) ::unlink(args.pid_file.c_str());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--version") || !std::strcmp(argv[i], "-V")) {
+      std::printf("logsplice %s\n", logsplice::sys::kVersion);
+      return kExitOk;
+    }
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      std::fputs(kUsage, stdout);
+      return kExitOk;
+    }
+  }
+  Args args;
+  if (int rc = parseArgs(argc, argv, &args); rc >= 0) return rc;
+  if (args.command.empty()) return usageError("no command given");
+  if (args.command == "run" || args.command == "check") {
+    if (args.config.empty()) return usageError(args.command + " needs --config FILE");
+    return args.command == "run" ? run(args) : check(args.config);
+  }
+  if (args.command == "status") {
+    return usageError("status: not available in this build yet");
+  }
+  return usageError("unknown command '" + args.command + "'");
 }

@@ -34,7 +34,9 @@ class Error {
   static Error ok() { return Error(); }
   static Error notFound(std::string ctx) { return {ErrorCode::kNotFound, std::move(ctx)}; }
   static Error io(std::string ctx, int err = 0) { return {ErrorCode::kIo, std::move(ctx), err}; }
-  static Error invalidConfig(std::string ctx) { return {ErrorCode::kInvalidConfig, std::move(ctx)}; }
+  static Error invalidConfig(std::string ctx) {
+    return {ErrorCode::kInvalidConfig, std::move(ctx)};
+  }
   static Error corrupt(std::string ctx) { return {ErrorCode::kCorrupt, std::move(ctx)}; }
   static Error invalidArgument(std::string ctx) {
     return {ErrorCode::kInvalidArgument, std::move(ctx)};
@@ -60,7 +62,7 @@ class Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return v_.index() == 0; }

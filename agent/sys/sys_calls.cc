@@ -8,7 +8,9 @@
 namespace logsplice::sys {
 namespace {
 
-SysResult wrap(ssize_t r) { return SysResult{r, r < 0 ? errno : 0}; }
+SysResult wrap(ssize_t r) {
+  return SysResult{r, r < 0 ? errno : 0};
+}
 
 }  // namespace
 

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/sys/error.h"
+#include "agent/sys/pipe.h"
+#include "agent/sys/sys_calls.h"
+#include "agent/sys/unique_fd.h"
+
+namespace logsplice::agent {
+
+// One sink's share of a fill: the router fills in the inputs, the I/O thread the results.
+struct FillTarget {
+  std::string sink;
+  int pipe_wr = -1;
+  uint64_t sink_epoch = 0;
+  bool newline_first = false;  // a '\n' is owed from a break this sink reached earlier
+  // Results.
+  uint64_t moved = 0;  // file bytes put into the sink's pipe
+  bool newline_first_written = false;
+  bool newline_after = false;  // wrote the '\n' of the break at limit_end
+};
+
+// Moves file bytes [offset, end) into one or more sink pipes, where end is at most
+// offset + max_len and at most limit_end, and is pulled back to the last line end when the
+// chunk limit cuts a line (pread of a few KiB backwards, no forward scan). With several targets
+// and lockstep on: splice once into the I/O thread's source pipe, tee into every target but the
+// last, splice into the last. A target whose tee or splice comes up short just gets fewer bytes
+// (tee cannot be resumed: it restarts at the head of its source); the router demotes it.
+struct FillJob {
+  uint64_t file_id = 0;
+  uint64_t generation = 0;
+  std::shared_ptr<const sys::UniqueFd> fd;
+  uint64_t offset = 0;
+  uint64_t limit_end = 0;       // the file's complete end, or the next break
+  bool limit_is_break = false;  // a '\n' must follow the byte before limit_end
+  uint64_t max_len = 0;
+  bool copy_mode = false;  // read/write instead of splice (counted)
+  bool lockstep = true;
+  std::vector<FillTarget> targets;
+  // Results.
+  uint64_t planned_end = 0;
+  bool planned_at_boundary = false;  // planned_end is a line end (or the break)
+  bool unsupported = false;          // the file refused splice: use copy mode from now on
+  sys::Error error;
+};
+
+// Runs a fill job. `src` is the I/O thread's own empty source pipe (lockstep), `dev_null` a
+// write fd on /dev/null to discard what the last target could not take. Blocking on disk
+// reads is fine here: this runs on the I/O thread, never on the loop.
+void executeFill(sys::SysCalls& sys, FillJob& job, sys::Pipe& src, int dev_null);
+
+}  // namespace logsplice::agent

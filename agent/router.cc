@@ -1,0 +1,429 @@
+#include "agent/router.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "inputs/line_end.h"
+
+namespace logsplice::agent {
+namespace {
+
+std::string baseName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool isLive(const inputs::Follower* f) {
+  return f && f->state() == inputs::Follower::State::kLive;
+}
+
+}  // namespace
+
+Router::Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore& store)
+    : loop_(loop),
+      cfg_(cfg),
+      store_(store),
+      io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }) {}
+
+Router::~Router() {
+  stop();
+}
+
+sys::Error Router::start() {
+  return io_.start(cfg_.pipe_bytes);
+}
+
+void Router::stop() {
+  io_.stop();
+  io_.close();
+}
+
+sys::Error Router::addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std::string> inputs) {
+  std::string name = sink->name();
+  SinkSlot& slot = sinks_[name];
+  slot.sink = std::move(sink);
+  slot.inputs.insert(inputs.begin(), inputs.end());
+  return slot.sink->start();
+}
+
+outputs::Sink* Router::sink(const std::string& name) {
+  auto it = sinks_.find(name);
+  return it == sinks_.end() ? nullptr : it->second.sink.get();
+}
+
+std::vector<outputs::Sink*> Router::sinks() {
+  std::vector<outputs::Sink*> out;
+  for (auto& [name, slot] : sinks_) out.push_back(slot.sink.get());
+  return out;
+}
+
+bool Router::wantsBytes(const FileState& fs, const Cursor& c) const {
+  if (!fs.follower) return false;
+  return c.cursor < fs.follower->completeEnd() || c.newline_owed;
+}
+
+void Router::refreshPending(uint64_t file_id, FileState& fs) {
+  for (auto& [sink_name, c] : fs.cursors) {
+    SinkSlot& slot = sinks_[sink_name];
+    if (wantsBytes(fs, c)) {
+      slot.pending.insert(file_id);
+    } else {
+      slot.pending.erase(file_id);
+    }
+  }
+}
+
+uint64_t Router::lineStartAtOrBefore(const FileState& fs, uint64_t offset) const {
+  if (offset == 0 || !fs.follower || fs.follower->fd() < 0) return offset;
+  // The start of the line holding `offset`: just past the last '\n' before it.
+  auto r = inputs::findLastLineEnd(sys::SysCalls::real(), fs.follower->fd(), 0, offset);
+  if (!r.ok()) return offset;
+  // A forced break is a line start too (the router added the '\n' there).
+  const auto& breaks = fs.follower->breaks();
+  auto it = breaks.upper_bound(offset);
+  uint64_t start = r.value();
+  if (it != breaks.begin()) start = std::max(start, *std::prev(it));
+  return start;
+}
+
+// ---- inputs::FileObserver ----
+
+void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
+  FileState fs;
+  fs.follower = &f;
+  fs.input = f.inputName();
+  fs.path = f.path();
+  fs.source_name = baseName(f.path());
+  fs.identity = f.identity();
+  fs.generation = f.generation();
+  fs.copy_mode = f.copyMode();
+  const CheckpointEntry* saved = store_.find(f.identity().dev, f.identity().ino);
+  bool resume = false;
+  if (saved && f.fd() >= 0) {
+    struct stat st {};
+    if (::fstat(f.fd(), &st) == 0) {
+      auto same = inputs::stillMatches(f.fd(), st, saved->identity);
+      resume = same.ok() && same.value();
+    }
+  }
+  auto [it, inserted] = files_.emplace(f.id(), std::move(fs));
+  FileState& state = it->second;
+  for (auto& [name, slot] : sinks_) {
+    if (!slot.inputs.count(state.input)) continue;
+    Cursor c;
+    c.cursor = default_start;
+    if (resume) {
+      auto off = saved->offsets.find(name);
+      if (off != saved->offsets.end()) {
+        // Past the end means the file was truncated while we were away: start over.
+        c.cursor = off->second <= f.size() ? lineStartAtOrBefore(state, off->second) : 0;
+      } else {
+        c.cursor = 0;  // a sink added since the checkpoint: it gets the whole file
+      }
+    }
+    c.delivered = c.cursor;
+    state.cursors[name] = c;
+  }
+  spdlog::debug("following {} (id {}, {} sinks{})", f.path(), f.id(), state.cursors.size(),
+                resume ? ", resumed from checkpoint" : "");
+  refreshPending(f.id(), state);
+  schedule();
+}
+
+void Router::fileGrew(inputs::Follower& f) {
+  auto it = files_.find(f.id());
+  if (it == files_.end()) return;
+  refreshPending(f.id(), it->second);
+  schedule();
+}
+
+void Router::fileTruncated(inputs::Follower& f) {
+  auto it = files_.find(f.id());
+  if (it == files_.end()) return;
+  FileState& fs = it->second;
+  fs.generation = f.generation();
+  fs.identity = f.identity();
+  for (auto& [name, c] : fs.cursors) {
+    c = Cursor{};
+    SinkSlot& slot = sinks_[name];
+    if (slot.bound_file == f.id()) slot.bound_file = 0;
+  }
+  fs.dirty = true;
+  refreshPending(f.id(), fs);
+  schedule();
+}
+
+bool Router::fileDrained(const inputs::Follower& f) const {
+  auto it = files_.find(f.id());
+  if (it == files_.end()) return true;
+  const FileState& fs = it->second;
+  if (fs.fills_in_flight > 0) return false;
+  for (const auto& [name, c] : fs.cursors) {
+    if (c.newline_owed || c.cursor < f.completeEnd() || c.delivered < f.completeEnd()) return false;
+  }
+  return true;
+}
+
+void Router::fileClosing(inputs::Follower& f) {
+  auto it = files_.find(f.id());
+  if (it == files_.end()) return;
+  FileState& fs = it->second;
+  for (auto& [name, c] : fs.cursors) {
+    SinkSlot& slot = sinks_[name];
+    slot.pending.erase(f.id());
+    if (slot.bound_file == f.id()) slot.bound_file = 0;
+    if (shutting_down_) continue;
+    uint64_t end = std::max(f.size(), f.completeEnd());
+    if (c.delivered < end) {
+      uint64_t missed = end - c.delivered;
+      slot.sink->mutableStats().missed_bytes += missed;
+      spdlog::warn("output '{}': {} released before it was delivered: {} bytes missed", name,
+                   f.path(), missed);
+    }
+  }
+  if (!shutting_down_) store_.forget(fs.identity.dev, fs.identity.ino);
+  if (fs.fills_in_flight > 0) {
+    fs.follower = nullptr;  // erased when the last fill comes back
+  } else {
+    files_.erase(it);
+  }
+}
+
+// ---- outputs::SinkListener ----
+
+void Router::sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t generation,
+                           uint64_t offset_end) {
+  auto it = files_.find(file_id);
+  if (it == files_.end() || it->second.generation != generation) return;
+  FileState& fs = it->second;
+  auto c = fs.cursors.find(sink);
+  if (c == fs.cursors.end() || offset_end <= c->second.delivered) return;
+  c->second.delivered = offset_end;
+  fs.dirty = true;
+  maybePoke(fs);
+}
+
+void Router::sinkReady(const std::string&) {
+  schedule();
+}
+
+void Router::sinkRewound(const std::string& sink, const std::vector<Rewind>& rewinds) {
+  SinkSlot& slot = sinks_[sink];
+  slot.bound_file = 0;
+  for (const Rewind& r : rewinds) {
+    auto it = files_.find(r.file_id);
+    if (it == files_.end() || it->second.generation != r.generation) continue;
+    FileState& fs = it->second;
+    auto c = fs.cursors.find(sink);
+    if (c == fs.cursors.end()) continue;
+    uint64_t start = lineStartAtOrBefore(fs, r.offset);
+    if (start < c->second.cursor) {
+      c->second.cursor = start;
+      c->second.newline_owed = r.newline_owed;
+    }
+    c->second.delivered = std::min(c->second.delivered, c->second.cursor);
+    refreshPending(r.file_id, fs);
+  }
+  schedule();
+}
+
+// ---- scheduling ----
+
+void Router::schedule() {
+  if (in_schedule_) {
+    schedule_again_ = true;
+    return;
+  }
+  in_schedule_ = true;
+  do {
+    schedule_again_ = false;
+    scheduleOnce();
+  } while (schedule_again_);
+  in_schedule_ = false;
+}
+
+uint64_t Router::pickFile(SinkSlot& slot) {
+  if (slot.bound_file && slot.pending.count(slot.bound_file)) return slot.bound_file;
+  slot.bound_file = 0;
+  // Rotated and deleted files first (oldest first), so a file is finished before its successor.
+  for (uint64_t id : slot.pending) {
+    auto it = files_.find(id);
+    if (it != files_.end() && !isLive(it->second.follower)) return id;
+  }
+  // Round robin among live files.
+  auto next = slot.pending.upper_bound(slot.last_served);
+  if (next == slot.pending.end()) next = slot.pending.begin();
+  return next == slot.pending.end() ? 0 : *next;
+}
+
+void Router::scheduleOnce() {
+  if (!filling_) return;
+  // Which file each idle sink with room should be fed from.
+  std::map<uint64_t, std::vector<SinkSlot*>> wants;
+  for (auto& [name, slot] : sinks_) {
+    if (slot.filling || slot.pending.empty()) continue;
+    if (!slot.sink->acceptsData(cfg_.chunk_bytes)) continue;
+    uint64_t id = pickFile(slot);
+    if (id == 0) continue;
+    auto it = files_.find(id);
+    if (it == files_.end() || !it->second.follower || it->second.follower->fd() < 0) {
+      slot.pending.erase(id);
+      continue;
+    }
+    wants[id].push_back(&slot);
+  }
+  for (auto& [id, slots] : wants) {
+    FileState& fs = files_[id];
+    // Group the sinks that stand at the same offset (lockstep); without lockstep, one each.
+    std::map<uint64_t, std::vector<SinkSlot*>> groups;
+    for (SinkSlot* slot : slots) {
+      const Cursor& c = fs.cursors[slot->sink->name()];
+      if (cfg_.lockstep) {
+        groups[c.cursor].push_back(slot);
+      } else {
+        issue(fs, id, {slot});
+      }
+    }
+    for (auto& [offset, group] : groups) issue(fs, id, group);
+  }
+}
+
+void Router::issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>& group) {
+  const inputs::Follower& f = *fs.follower;
+  const Cursor& first = fs.cursors[group.front()->sink->name()];
+  auto job = std::make_unique<FillJob>();
+  job->file_id = file_id;
+  job->generation = fs.generation;
+  job->fd = f.sharedFd();
+  job->offset = first.cursor;
+  job->limit_end = f.completeEnd();
+  auto brk = f.breaks().upper_bound(first.cursor);
+  if (brk != f.breaks().end() && *brk <= job->limit_end) {
+    job->limit_end = *brk;
+    job->limit_is_break = true;
+  }
+  job->max_len = cfg_.chunk_bytes;
+  job->copy_mode = fs.copy_mode;
+  job->lockstep = cfg_.lockstep;
+  for (SinkSlot* slot : group) {
+    const Cursor& c = fs.cursors[slot->sink->name()];
+    FillTarget t;
+    t.sink = slot->sink->name();
+    t.pipe_wr = slot->sink->pipe().writeFd();
+    t.sink_epoch = slot->sink->epoch();
+    t.newline_first = c.newline_owed;
+    job->targets.push_back(std::move(t));
+    slot->filling = true;
+    slot->last_served = file_id;
+  }
+  ++fs.fills_in_flight;
+  ++stats_.fills;
+  if (group.size() > 1) ++stats_.lockstep_fills;
+  io_.submit(std::move(job));
+}
+
+void Router::onFillDone(std::unique_ptr<FillJob> job) {
+  auto it = files_.find(job->file_id);
+  if (it == files_.end()) return;  // cannot happen: a file with fills in flight is kept
+  FileState& fs = it->second;
+  --fs.fills_in_flight;
+  if (job->unsupported && !fs.copy_mode) {
+    fs.copy_mode = true;
+    ++stats_.copy_fallbacks;
+    spdlog::warn("{}: the filesystem refuses splice; using read/write (counted as copies)",
+                 fs.path);
+  }
+  if (job->error) spdlog::warn("{}: reading failed: {}", fs.path, job->error.toString());
+  uint64_t planned = job->planned_end - job->offset;
+  for (const FillTarget& t : job->targets) {
+    SinkSlot& slot = sinks_[t.sink];
+    slot.filling = false;
+    outputs::Sink& sink = *slot.sink;
+    if (sink.epoch() != t.sink_epoch) {
+      // The connection broke while we filled: those bytes belong to no stream. The rewind has
+      // already put the cursor back at or before job->offset.
+      sink.discardPipe();
+      continue;
+    }
+    outputs::Segment seg;
+    seg.file_id = job->file_id;
+    seg.generation = job->generation;
+    seg.offset = job->offset;
+    seg.length = t.moved;
+    seg.newline = t.newline_after ? 1 : 0;
+    seg.newline_first = t.newline_first_written;
+    seg.input = fs.input;
+    seg.source_name = fs.source_name;
+    bool stale = !fs.follower || job->generation != fs.generation;
+    if (!stale) {
+      Cursor& c = fs.cursors[t.sink];
+      c.cursor = job->offset + t.moved;
+      if (t.newline_first && !t.newline_first_written) {
+        c.newline_owed = true;
+      } else {
+        c.newline_owed = job->limit_is_break && c.cursor == job->limit_end && !t.newline_after;
+      }
+      if (t.moved > 0) {
+        bool at_line_end = t.moved == planned && job->planned_at_boundary && !c.newline_owed;
+        slot.bound_file = at_line_end ? 0 : job->file_id;
+      }
+      if (job->targets.size() > 1 && t.moved < planned) ++stats_.demotions;
+    }
+    // Registered even when stale (truncated meanwhile): the bytes are in the pipe and the
+    // sink's stream accounting must cover them; their delivery reports are then ignored.
+    if (seg.streamBytes() > 0) sink.appended(std::move(seg));
+  }
+  if (!fs.follower) {
+    if (fs.fills_in_flight == 0) files_.erase(it);
+  } else {
+    refreshPending(job->file_id, fs);
+    maybePoke(fs);
+  }
+  schedule();
+}
+
+void Router::maybePoke(FileState& fs) {
+  if (!fs.follower || isLive(fs.follower) || !poke_) return;
+  if (fileDrained(*fs.follower)) poke_(*fs.follower);
+}
+
+bool Router::drained() const {
+  if (io_.inFlight() > 0) return false;
+  for (const auto& [name, slot] : sinks_) {
+    if (slot.sink->pendingBytes() > 0) return false;
+  }
+  return true;
+}
+
+void Router::checkpoint() {
+  int64_t now = std::time(nullptr);
+  for (auto& [id, fs] : files_) {
+    if (!fs.dirty || !fs.follower) continue;
+    CheckpointEntry e;
+    e.identity = fs.follower->identity();
+    e.input = fs.input;
+    e.path = fs.follower->path();
+    e.updated_unix = now;
+    for (const auto& [sink, c] : fs.cursors) e.offsets[sink] = c.delivered;
+    store_.put(std::move(e));
+    fs.dirty = false;
+  }
+}
+
+void Router::closeSinks() {
+  for (auto& [name, slot] : sinks_) slot.sink->close(nullptr);
+}
+
+void Router::visit(const std::function<void(const FileSinkView&)>& fn) const {
+  for (const auto& [id, fs] : files_) {
+    if (!fs.follower) continue;
+    for (const auto& [sink, c] : fs.cursors) {
+      fn({fs.input, fs.follower->path(), sink, c.delivered, c.cursor, fs.follower->completeEnd()});
+    }
+  }
+}
+
+}  // namespace logsplice::agent

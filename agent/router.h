@@ -1,0 +1,143 @@
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/checkpoint_store.h"
+#include "agent/io_thread.h"
+#include "config/config.h"
+#include "inputs/file_observer.h"
+#include "inputs/follower.h"
+#include "outputs/sink.h"
+
+namespace logsplice::agent {
+
+struct RouterStats {
+  uint64_t fills = 0;           // fill jobs run
+  uint64_t lockstep_fills = 0;  // of which fed two sinks or more with one splice + tee
+  uint64_t demotions = 0;       // a sink came up short in a lockstep fill and left the group
+  uint64_t copy_fallbacks = 0;  // files switched to read/write because splice was refused
+};
+
+// For each followed file, the sinks its input is routed to, each with its own cursor into the
+// file (the page cache is the shared buffer). Sinks that stand at the same offset of a file are
+// filled together: one splice from the file, tee into the others (lockstep). A sink that comes up
+// short simply ends at another offset and so leaves the group; it catches up from the file on
+// its own and is grouped again once its cursor meets the others'. Chunks end at line ends, so a
+// sink switches files only at a line boundary. Delivered offsets feed the checkpoint store.
+//
+// Loop thread only. Owns the sinks; the I/O thread, the checkpoint store and the loop must
+// outlive it. Followers are borrowed between fileOpened and fileClosing.
+class Router : public inputs::FileObserver, public outputs::SinkListener {
+ public:
+  Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore& store);
+  ~Router() override;
+
+  // Starts the I/O thread.
+  sys::Error start();
+  // Stops the I/O thread; fills still queued come back unrun.
+  void stop();
+  // Call before any file is opened. The router starts the sink.
+  sys::Error addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std::string> inputs);
+  outputs::Sink* sink(const std::string& name);
+  std::vector<outputs::Sink*> sinks();
+  // How the router asks an input to re-check a rotated file once sinks caught up on it.
+  void setPoke(std::function<void(inputs::Follower&)> poke) { poke_ = std::move(poke); }
+
+  // Shutdown: no new fills; what is in pipes keeps draining.
+  void stopFilling() { filling_ = false; }
+  // From now on, closing followers is part of the shutdown: checkpoints stay, nothing counts
+  // as missed.
+  void beginShutdown() {
+    filling_ = false;
+    shutting_down_ = true;
+  }
+  // No fill in flight and every sink has delivered everything it was given.
+  bool drained() const;
+  // Writes the delivered offsets of every changed file into the store (not flushed).
+  void checkpoint();
+  void closeSinks();
+
+  const RouterStats& stats() const { return stats_; }
+
+  // What the metrics endpoint shows per (file, sink).
+  struct FileSinkView {
+    std::string input, path, sink;
+    uint64_t delivered, cursor, end;
+  };
+  void visit(const std::function<void(const FileSinkView&)>& fn) const;
+  size_t filesOpen() const { return files_.size(); }
+
+  // inputs::FileObserver
+  void fileOpened(inputs::Follower& f, uint64_t default_start) override;
+  void fileGrew(inputs::Follower& f) override;
+  void fileTruncated(inputs::Follower& f) override;
+  bool fileDrained(const inputs::Follower& f) const override;
+  void fileClosing(inputs::Follower& f) override;
+
+  // outputs::SinkListener
+  void sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t generation,
+                     uint64_t offset_end) override;
+  void sinkReady(const std::string& sink) override;
+  void sinkRewound(const std::string& sink, const std::vector<Rewind>& rewinds) override;
+
+ private:
+  struct Cursor {
+    uint64_t cursor = 0;     // next file byte to put into the sink's pipe
+    uint64_t delivered = 0;  // delivered (acked / written) up to here
+    bool newline_owed = false;
+  };
+  struct FileState {
+    inputs::Follower* follower = nullptr;  // null once closing with fills in flight
+    std::string input;
+    std::string path;
+    std::string source_name;  // archive naming: the name the file had when first seen
+    inputs::FileIdentity identity;
+    uint64_t generation = 0;
+    std::map<std::string, Cursor> cursors;  // by sink name
+    bool copy_mode = false;
+    bool dirty = true;  // delivered offsets changed since the last checkpoint
+    int fills_in_flight = 0;
+  };
+  struct SinkSlot {
+    std::unique_ptr<outputs::Sink> sink;
+    std::set<std::string> inputs;
+    bool filling = false;
+    uint64_t bound_file = 0;     // mid-line in this file: must continue it first
+    std::set<uint64_t> pending;  // files where this sink's cursor is behind the end
+    uint64_t last_served = 0;    // round robin among live files
+  };
+
+  void schedule();
+  void scheduleOnce();
+  uint64_t pickFile(SinkSlot& slot);
+  void issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>& group);
+  void onFillDone(std::unique_ptr<FillJob> job);
+  bool wantsBytes(const FileState& fs, const Cursor& c) const;
+  void refreshPending(uint64_t file_id, FileState& fs);
+  uint64_t lineStartAtOrBefore(const FileState& fs, uint64_t offset) const;
+  void maybePoke(FileState& fs);
+
+  uv_loop_t* loop_;
+  config::AgentConfig cfg_;
+  CheckpointStore& store_;
+  IoThread io_;
+  std::function<void(inputs::Follower&)> poke_;
+  std::unordered_map<uint64_t, FileState> files_;
+  std::map<std::string, SinkSlot> sinks_;
+  RouterStats stats_;
+  bool filling_ = true;
+  bool shutting_down_ = false;
+  bool in_schedule_ = false;
+  bool schedule_again_ = false;
+};
+
+}  // namespace logsplice::agent

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include "agent/sys/sys_calls.h"
+#include "agent/sys/unique_fd.h"
+#include "agent/sys/uv_handle.h"
+#include "config/config.h"
+#include "outputs/sink.h"
+
+namespace logsplice::outputs {
+
+// Appends the lines of its inputs to files under `dir` (layout in archive_naming.h) by splice
+// from its pipe. Archive files are opened without O_APPEND, which splice refuses; the sink keeps
+// each file's write offset. Files rotate by size and age; fsync per policy. A full disk or a
+// permission error pauses this sink alone (logged once) and it retries every second; delivery
+// (and so the checkpoint) only advances over bytes written. A filesystem that refuses splice
+// switches the sink to read/write, counted as copied bytes. Loop thread only.
+class ArchiveSink : public Sink {
+ public:
+  ArchiveSink(uv_loop_t* loop, std::string name, const config::ArchiveOutput& cfg,
+              SinkListener& listener, size_t pipe_bytes,
+              sys::SysCalls& sys = sys::SysCalls::real());
+  ~ArchiveSink() override;
+
+  SinkState state() const override { return paused_ ? SinkState::kPaused : state_; }
+  sys::Error start() override;
+  void stop() override;
+  void close(std::function<void()> on_closed) override;
+  // Closes idle files, rotates by age, fsyncs by policy. Called by its own timer every second.
+  void tick();
+  // Paths of the archive files open now (tests, status).
+  std::vector<std::string> openFiles() const;
+
+ protected:
+  void drain() override;
+  bool canDeliver() const override { return state_ == SinkState::kConnected && !paused_; }
+
+ private:
+  struct OpenFile {
+    sys::UniqueFd fd;
+    std::string path;
+    uint64_t offset = 0;
+    std::chrono::steady_clock::time_point opened;
+    std::chrono::steady_clock::time_point last_write;
+    bool dirty = false;  // written since the last fsync
+  };
+  sys::Result<OpenFile*> fileFor(const Segment& seg);
+  sys::Error openNew(const std::string& key, const Segment& seg);
+  void closeFile(OpenFile& f);
+  void pause(const sys::Error& why);
+  // Moves up to len bytes from the pipe into f with read/write (the copy fallback).
+  sys::Result<size_t> copyToFile(OpenFile& f, size_t len);
+
+  uv_loop_t* loop_;
+  config::ArchiveOutput cfg_;
+  size_t pipe_bytes_;
+  sys::SysCalls& sys_;
+  SinkState state_ = SinkState::kStopped;
+  bool paused_ = false;
+  bool pause_logged_ = false;
+  bool copy_mode_ = false;
+  std::string carry_;  // copy fallback: bytes read from the pipe, not yet written
+  std::map<std::string, OpenFile> files_;  // key: input '\0' source name
+  sys::UvHandle<uv_timer_t> timer_;
+};
+
+}  // namespace logsplice::outputs

@@ -1,0 +1,102 @@
+#include "outputs/sink.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+
+#include "agent/sys/splice.h"
+
+namespace logsplice::outputs {
+
+const char* sinkStateName(SinkState s) {
+  switch (s) {
+    case SinkState::kConnecting:
+      return "connecting";
+    case SinkState::kConnected:
+      return "connected";
+    case SinkState::kBackoff:
+      return "backoff";
+    case SinkState::kPaused:
+      return "paused";
+    case SinkState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+bool Sink::acceptsData(uint64_t want) const {
+  if (!canDeliver() || pipe_.readFd() < 0) return false;
+  uint64_t in_pipe = stream_filled_ - stream_written_;
+  return in_pipe + want <= pipe_.capacity();
+}
+
+bool Sink::holdsFile(uint64_t file_id) const {
+  return std::any_of(segments_.begin(), segments_.end(),
+                     [&](const Segment& s) { return s.file_id == file_id; });
+}
+
+void Sink::appended(Segment seg) {
+  stream_filled_ += seg.streamBytes();
+  segments_.push_back(std::move(seg));
+  drain();
+}
+
+void Sink::deliveredUpTo(uint64_t stream_pos) {
+  if (stream_pos <= stream_delivered_) return;
+  stream_delivered_ = stream_pos;
+  // Report each file once per call: the furthest offset reached.
+  while (!segments_.empty()) {
+    const Segment& seg = segments_.front();
+    uint64_t seg_end = head_stream_pos_ + seg.streamBytes();
+    if (stream_pos >= seg_end) {
+      listener_.sinkDelivered(name_, seg.file_id, seg.generation, seg.offset + seg.length);
+      head_stream_pos_ = seg_end;
+      segments_.pop_front();
+      continue;
+    }
+    uint64_t into = stream_pos - head_stream_pos_;
+    if (seg.newline_first) into = into > 0 ? into - 1 : 0;
+    into = std::min(into, seg.length);
+    if (into > 0) listener_.sinkDelivered(name_, seg.file_id, seg.generation, seg.offset + into);
+    break;
+  }
+}
+
+void Sink::rewindUnacknowledged() {
+  std::map<uint64_t, SinkListener::Rewind> earliest;
+  uint64_t pos = head_stream_pos_;
+  for (const Segment& seg : segments_) {
+    uint64_t delivered_stream = stream_delivered_ > pos ? stream_delivered_ - pos : 0;
+    bool owed = seg.newline_first && delivered_stream == 0;
+    uint64_t into = delivered_stream;
+    if (seg.newline_first && into > 0) into -= 1;
+    into = std::min(into, seg.length);
+    if (!earliest.count(seg.file_id)) {
+      earliest[seg.file_id] = {seg.file_id, seg.generation, seg.offset + into, owed};
+    }
+    pos += seg.streamBytes();
+  }
+  uint64_t lost = stream_filled_ - stream_delivered_;
+  stats_.resent_bytes += lost;
+  segments_.clear();
+  stream_filled_ = stream_written_ = stream_delivered_ = head_stream_pos_ = 0;
+  ++epoch_;
+  discardPipe();
+  std::vector<SinkListener::Rewind> rewinds;
+  for (auto& [id, r] : earliest) rewinds.push_back(r);
+  if (!rewinds.empty()) listener_.sinkRewound(name_, rewinds);
+}
+
+void Sink::discardPipe() {
+  static int dev_null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (pipe_.readFd() < 0 || dev_null < 0) return;
+  for (;;) {
+    auto r = sys::splicePipeToFd(sys::SysCalls::real(), pipe_.readFd(), dev_null, nullptr, 1 << 20,
+                                 false);
+    if (!r.ok() || r.value() == 0) break;
+  }
+}
+
+}  // namespace logsplice::outputs

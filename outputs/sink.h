@@ -1,0 +1,131 @@
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "agent/sys/pipe.h"
+
+namespace logsplice::outputs {
+
+// A run of one source file's bytes that the router put into a sink's pipe, in order. `newline`
+// is 1 when the router wrote a '\n' after the bytes (a split long line or a final line without
+// newline): that byte is in the pipe but not in the file.
+struct Segment {
+  uint64_t file_id = 0;
+  uint64_t generation = 0;     // the file's truncation generation when the bytes were read
+  uint64_t offset = 0;         // file offset of the first byte
+  uint64_t length = 0;         // file bytes
+  uint32_t newline = 0;        // extra bytes written after them (0 or 1)
+  bool newline_first = false;  // a '\n' owed from an earlier segment precedes the bytes
+  // Which archive file the bytes belong to; tcp sinks ignore these.
+  std::string input;
+  std::string source_name;
+
+  uint64_t streamBytes() const { return length + newline + (newline_first ? 1 : 0); }
+};
+
+// Where a sink reports to. Implemented by the router; loop thread only.
+class SinkListener {
+ public:
+  virtual ~SinkListener() = default;
+  // The sink durably delivered file bytes up to `offset_end` of file_id (written to the archive,
+  // or acknowledged by the collector's TCP stack).
+  virtual void sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t generation,
+                             uint64_t offset_end) = 0;
+  // The pipe has room again, or the sink became ready: the router may fill it.
+  virtual void sinkReady(const std::string& sink) = 0;
+  // The connection broke. Everything the pipe held is gone; each (file, offset) pair is where the
+  // sink must resend from (the earliest unacknowledged byte of that file, at a line start when
+  // the router can find one).
+  struct Rewind {
+    uint64_t file_id;
+    uint64_t generation;
+    uint64_t offset;
+    bool newline_owed;  // the '\n' for a break at `offset` was never acknowledged
+  };
+  virtual void sinkRewound(const std::string& sink, const std::vector<Rewind>& rewinds) = 0;
+};
+
+enum class SinkState { kConnecting, kConnected, kBackoff, kPaused, kStopped };
+const char* sinkStateName(SinkState s);
+
+struct SinkStats {
+  uint64_t bytes_sent = 0;  // stream bytes into the fd (socket or archive file)
+  uint64_t connects = 0;
+  uint64_t disconnects = 0;
+  uint64_t resent_bytes = 0;
+  uint64_t pauses = 0;
+  uint64_t missed_bytes = 0;  // set by the router (retention released a file the sink lagged on)
+};
+
+// A destination fed through its own pipe: the router fills the pipe (on the I/O thread) and then
+// calls appended() on the loop thread with what it put there; the sink drains the pipe into its
+// fd at its own pace and reports delivery. Loop thread only, except that the pipe's write end
+// is used by the I/O thread while a fill is in flight. Verbs as libuv: start, stop, close.
+class Sink {
+ public:
+  Sink(std::string name, SinkListener& listener) : name_(std::move(name)), listener_(listener) {}
+  virtual ~Sink() = default;
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
+
+  const std::string& name() const { return name_; }
+  sys::Pipe& pipe() { return pipe_; }
+  const SinkStats& stats() const { return stats_; }
+  SinkStats& mutableStats() { return stats_; }
+  virtual SinkState state() const = 0;
+
+  // Whether the sink takes new bytes now: it can deliver (connected / not paused) and its pipe
+  // has at least `want` bytes of room.
+  bool acceptsData(uint64_t want) const;
+  // Bytes in the pipe or sent but not yet delivered.
+  uint64_t pendingBytes() const { return stream_filled_ - stream_delivered_; }
+  // Whether any segment of file_id is still in the pipe or unacknowledged.
+  bool holdsFile(uint64_t file_id) const;
+
+  // Bumped when the pipe's content is thrown away (a broken connection): a fill that was in
+  // flight then must be discarded by the router (see discardPipe).
+  uint64_t epoch() const { return epoch_; }
+  // Records a segment the router just put in the pipe and starts draining.
+  void appended(Segment seg);
+
+  virtual sys::Error start() = 0;
+  // Stops delivering; what is in the pipe stays there (and is not acknowledged).
+  virtual void stop() = 0;
+  virtual void close(std::function<void()> on_closed) = 0;
+
+ protected:
+  // Drain the pipe into the fd; called after appended() and when the fd is writable.
+  virtual void drain() = 0;
+  virtual bool canDeliver() const = 0;
+  // Marks stream bytes up to `stream_pos` delivered, reporting per-file offsets to the router.
+  void deliveredUpTo(uint64_t stream_pos);
+  // The connection broke: throws away the pipe's content and the unacknowledged segments, and
+  // asks the router to resend from the earliest unacknowledged offset of each file.
+  void rewindUnacknowledged();
+
+ public:
+  // Empties the pipe without copying (splice to /dev/null).
+  void discardPipe();
+
+ protected:
+  // Bytes registered in the pipe and not yet written to the fd: the most a drain may move
+  // (the pipe can hold more, from a fill whose completion has not been processed yet).
+  uint64_t drainable() const { return stream_filled_ - stream_written_; }
+
+  std::string name_;
+  SinkListener& listener_;
+  sys::Pipe pipe_;
+  SinkStats stats_;
+  std::deque<Segment> segments_;   // not yet fully delivered, in stream order
+  uint64_t stream_filled_ = 0;     // stream bytes appended to the pipe
+  uint64_t stream_written_ = 0;    // stream bytes moved from the pipe into the fd
+  uint64_t stream_delivered_ = 0;  // stream bytes delivered (acked / written)
+  uint64_t head_stream_pos_ = 0;   // stream position of segments_.front()
+  uint64_t epoch_ = 0;
+};
+
+}  // namespace logsplice::outputs
