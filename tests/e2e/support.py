@@ -315,8 +315,9 @@ class E2ETest(unittest.TestCase):
         self.addCleanup(self._cleanup)
 
     def _cleanup(self):
-        outcome = getattr(self, "_outcome", None)
-        failed = outcome is not None and not outcome.success
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        failed = result is not None and any(
+            test is self for test, _ in result.failures + result.errors)
         for agent in self._agents:  # already killed by their own cleanups
             if failed and agent.stderr_text():
                 sys.stderr.write(f"--- logsplice stderr ({agent.stderr_path}):\n"
