@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the scripts in this folder. Source it; it defines functions only.
 
 # Where test tools installed outside Debian's package database live (the private syslog-ng).
