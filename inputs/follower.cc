@@ -60,7 +60,15 @@ Follower::Change Follower::refresh(sys::SysCalls& sys, uint64_t now_ms) {
     c.deleted = true;
   }
   uint64_t new_size = st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  if (new_size == size_) return c;
+  int64_t stamp[2] = {st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+                      st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec};
+  bool touched = stamp[0] != stamp_ns_[0] || stamp[1] != stamp_ns_[1];
+  stamp_ns_[0] = stamp[0];
+  stamp_ns_[1] = stamp[1];
+  // Unchanged size and timestamps: nothing to do (the common refresh of an idle file). With
+  // coarse timestamps (kernels before multigrain ctime, 6.13) a same-size rewrite within one
+  // clock tick goes unnoticed until the file changes size.
+  if (new_size == size_ && !touched) return c;
 
   // The head is re-read on every size change: below 1 KiB the fingerprint grows with the file,
   // and a different head under the same inode means truncated and rewritten (copytruncate),
@@ -70,10 +78,15 @@ Follower::Change Follower::refresh(sys::SysCalls& sys, uint64_t now_ms) {
     c.error = head.error();
     return c;
   }
+  bool rewritten = !head->matches;
+  if (new_size == size_ && !rewritten) {
+    identity_ = head->current;
+    return c;  // touched (attributes, a zero-byte write) but the same bytes as far as we know
+  }
   last_change_ms_ = now_ms;
   uint64_t searched_to = size_;  // [completeEnd, size_) is known to hold no '\n'
   uint64_t old_complete_end = complete_end_;
-  if (new_size < size_ || !head->matches) {
+  if (new_size < size_ || rewritten) {
     ++generation_;
     breaks_.clear();
     complete_end_ = 0;

@@ -106,6 +106,9 @@ class Follower {
  private:
   uint64_t max_line_bytes_ = 0;  // 0: no limit
   uint64_t last_change_ms_ = 0;
+  // (mtime, ctime) at the last refresh: a same-size rewrite (truncated and refilled to the very
+  // size seen) changes them, so the head is re-checked then too.
+  int64_t stamp_ns_[2] = {0, 0};
   uint64_t left_live_ms_ = 0;
 };
 
