@@ -127,6 +127,13 @@ sys::Error Agent::start() {
         signum);
     signals_.push_back(std::move(h));
   }
+  if (cfg_.agent.metrics_listen) {
+    status_ = std::make_unique<StatusServer>(
+        &loop_, *cfg_.agent.metrics_listen, [this] { return metricsText(); },
+        [this] { return health(); });
+    if (auto err = status_->start()) return err;
+    spdlog::info("metrics listening on {} (port {})", status_->listenAddress(), status_->port());
+  }
   uv_timer_init(&loop_, checkpoint_timer_.allocate());
   checkpoint_timer_.get()->data = this;
   auto every = static_cast<uint64_t>(cfg_.agent.checkpoint_interval.count());
@@ -228,9 +235,22 @@ void Agent::closeAll() {
     router_->stop();
     router_->closeSinks();
   }
+  if (status_) status_->close(nullptr);
   for (auto& s : signals_) s.close();
   checkpoint_timer_.close();
   shutdown_timer_.close();
+}
+
+StatusServer::Health Agent::health() const {
+  StatusServer::Health h;
+  if (shutting_down_) return {false, "shutting down"};
+  for (const outputs::Sink* s : const_cast<Router&>(*router_).sinks()) {
+    if (s->state() != outputs::SinkState::kConnected) {
+      h.ok = false;
+      h.reason += "output '" + s->name() + "' is " + outputs::sinkStateName(s->state()) + "\n";
+    }
+  }
+  return h;
 }
 
 std::string Agent::metricsText() const {

@@ -9,6 +9,7 @@
 
 #include "agent/checkpoint_store.h"
 #include "agent/router.h"
+#include "agent/status_server.h"
 #include "agent/sys/uv_handle.h"
 #include "config/config.h"
 #include "inputs/input_tailer.h"
@@ -40,6 +41,8 @@ class Agent {
 
   // Prometheus text for /metrics.
   std::string metricsText() const;
+  // /health: every output able to deliver.
+  StatusServer::Health health() const;
 
  private:
   void onSignal(int signum);
@@ -55,6 +58,7 @@ class Agent {
   std::unique_ptr<CheckpointStore> store_;
   std::unique_ptr<Router> router_;
   std::vector<std::unique_ptr<inputs::InputTailer>> tailers_;
+  std::unique_ptr<StatusServer> status_;
   std::vector<sys::UvHandle<uv_signal_t>> signals_;
   sys::UvHandle<uv_timer_t> checkpoint_timer_;
   sys::UvHandle<uv_timer_t> shutdown_timer_;

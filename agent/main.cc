@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/status_client.h"
 #include "agent/sys/version.h"
 #include "config/parse.h"
 
@@ -188,7 +189,7 @@ int main(int argc, char** argv) {
     return args.command == "run" ? run(args) : check(args.config);
   }
   if (args.command == "status") {
-    return usageError("status: not available in this build yet");
+    return logsplice::agent::runStatus(args.endpoint, args.watch, std::cout);
   }
   return usageError("unknown command '" + args.command + "'");
 }
