@@ -13,13 +13,17 @@ class FileObserver {
   virtual ~FileObserver() = default;
 
   // A file starts being followed. default_start is where a sink with no checkpoint begins:
-  // the file's size for start_at:end at start-up, else 0 (also for every file created while
-  // the agent runs). The observer may resume from its checkpoints instead.
+  // for start_at:end at start-up, the end of the file's last complete line (completeEnd(), so
+  // a line being written at start-up ships whole; the partial tail is at most one line), else
+  // 0 (also for every file created while the agent runs). It is always <= completeEnd(). The
+  // observer may resume from its checkpoints instead. completeEnd() is already measured; when
+  // it exceeds default_start, fileGrew follows at once.
   virtual void fileOpened(Follower& f, uint64_t default_start) = 0;
-  // completeEnd() advanced, or a break was added.
+  // completeEnd() advanced, or a break was added. Only a hint: it may repeat without change.
   virtual void fileGrew(Follower& f) = 0;
-  // The file shrank below what was seen (copytruncate): every cursor restarts at 0.
-  // generation() has been bumped before the call.
+  // The file shrank below what was seen, or its head no longer matches its fingerprint
+  // (copytruncate): every cursor restarts at 0. generation() has been bumped, breaks cleared
+  // and completeEnd() recomputed from 0 before the call; fileGrew follows if completeEnd() > 0.
   virtual void fileTruncated(Follower& f) = 0;
   // Whether every sink routed this file has shipped everything up to completeEnd() and nothing
   // is in flight. A rotated or deleted follower closes only once this is true (or retention

@@ -58,7 +58,9 @@ class InputTailer {
   // handles are closed. The tailer may be destroyed after that.
   void close(std::function<void()> on_closed);
   // The router calls this when a sink caught up on f, so a rotated/deleted file can be closed
-  // at once instead of at the next timer tick.
+  // at once instead of at the next timer tick. Safe to call from inside an observer callback:
+  // the check then runs when the tailer's own callback unwinds (a follower is never destroyed
+  // under a caller's feet). fileClosing is the last call for f; destroy nothing before it.
   void poke(Follower& f);
 
   const config::InputConfig& config() const;
