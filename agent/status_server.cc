@@ -263,8 +263,9 @@ class StatusServer::Connection {
       }
       Health health = server_->health_ ? server_->health_() : Health{};
       if (health.ok) return respond(buildResponse(200, kTextContentType, "ok\n", head_only));
-      std::string reason = health.reason.empty() ? "unhealthy" : health.reason;
-      return respond(buildResponse(503, kTextContentType, reason + "\n", head_only));
+      std::string reason = health.reason.empty() ? "unhealthy\n" : health.reason;
+      if (reason.back() != '\n') reason += '\n';
+      return respond(buildResponse(503, kTextContentType, reason, head_only));
     } catch (const std::exception& e) {
       spdlog::error("status: {} failed: {}", line.path, e.what());
       return respond(buildResponse(500, kTextContentType, "internal error\n", head_only));
