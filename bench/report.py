@@ -113,8 +113,13 @@ def glob_table(rs):
     for c in order(rs):
         mine = [r for r in rs if r["contender"] == c]
         good = [r for r in mine if r.get("ok")]
+        scan = fmt(med(r.get("scan_s") for r in good))
+        if not good and mine:
+            r = mine[0]
+            scan = (f"incomplete: {r.get('initial_lines', 0):,} of {r.get('files', 0):,} files after "
+                    f"{fmt(r.get('scan_s'))} s; {r.get('rx', {}).get('lines', 0):,} lines in all")
         lines.append("| {} | {} | {} | {} | {} | {} | {}/{} |".format(
-            c, fmt(med(r.get("scan_s") for r in good)), fmt(med(r.get("scan_cpu_s") for r in good)),
+            c, scan, fmt(med(r.get("scan_cpu_s") for r in good)),
             fmt(med((r.get("rss_after_scan_kib") or 0) / 1024 for r in good)),
             fmt(med(r.get("cpu_pct") for r in good), 1), fmt(med((r.get("rss_kib") or 0) / 1024 for r in good)),
             len(good), len(mine)))
@@ -203,6 +208,11 @@ def main():
          "ratios are taken inside each repetition against the baseline of that repetition, then the median. "
          "MB = 10^6 bytes; CPU = user+sys of the whole contender process (all threads, `wait4` rusage, "
          "including start-up and shutdown) per GB of log input; peak RSS = `ru_maxrss`.", ""]
+    if cfg["size"] < 1 << 30 or cfg["live_seconds"] < 30:
+        L += [f"*Reduced-size run* (the issue's full sizes are `bench/run.sh` with no LSB_* overrides): "
+              f"files {cfg['size'] / 2**20:.0f} MiB, live runs {cfg['live_seconds']:.0f} s × "
+              f"{cfg['live_reps'] or cfg['reps']} reps, outage {cfg['outage_bytes'] / 2**20:.0f} MiB, glob "
+              f"{cfg['glob_files']:,} files for {cfg['glob_seconds']:.0f} s, zero-copy {cfg['zc_size'] / 2**20:.0f} MiB.", ""]
     if meta["agent"] != "ok":
         L += [f"> **logsplice: n/a.** {meta['agent']}. Re-run `bench/run.sh` once `build/logsplice run` ships "
               "lines; the agent then joins every table (and fan-out gains a `lockstep=false` row).", ""]
@@ -236,7 +246,18 @@ def main():
         L += [f"## Zero-copy proof ({cfg['zc_size'] / 2**20:.0f} MiB → 1 TCP sink, under `strace -f`)", "",
               "Byte sums of the return values of every read/write-family call (read, write, pread64, pwrite64, "
               "readv, writev, send*, recv*) against the bytes shipped: a copying shipper moves each byte through "
-              "userspace at least twice (≈ 2.0); a zero-copy one stays near 0.", ""] + zc_table(rs) + [""]
+              "userspace at least twice (≈ 2.0); a zero-copy one stays near 0 (what remains is tail peeks for the last "
+              "newline, inotify, eventfd and the like). Splice bytes are counted per call, so file→pipe→socket "
+              "shows 2.0.", ""] + zc_table(rs) + [""]
+    bad = [r for r in results if not r.get("ok")]
+    if bad:
+        L += ["## Failed or incomplete runs", ""]
+        for r in bad:
+            rx = r.get("rx", {})
+            why = r.get("error") or (f"receiver {rx.get('status')}: {rx.get('bytes', 0):,} bytes, "
+                                     f"{rx.get('lines', 0):,} lines")
+            L.append(f"* {r['scenario']} / {r['contender']} (rep {r.get('rep', 0) + 1}): {why}")
+        L.append("")
     L += ["## Contenders and configs", "",
           "* **splice** *(baseline, the kernel limit)*: `splice(file, &off, pipe, 64 KiB)` then `splice(pipe, socket)`; "
           "**sendfile**: `sendfile(socket, file, &off, 64 KiB)`; **read/write**: `read` 64 KiB into a buffer, "
