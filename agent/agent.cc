@@ -15,6 +15,7 @@ namespace logsplice::agent {
 namespace {
 
 constexpr uint64_t kShutdownTickMs = 20;
+constexpr uint64_t kNewFileCheckpointMs = 20;
 
 Agent* self(void* data) {
   return static_cast<Agent*>(data);
@@ -108,8 +109,24 @@ sys::Error Agent::start() {
       if (t->config().name == f.inputName()) t->poke(f);
     }
   });
+  uv_timer_init(&loop_, soon_timer_.allocate());
+  soon_timer_.get()->data = this;
+  router_->setOnNewFile([this] {
+    if (!uv_is_active(reinterpret_cast<uv_handle_t*>(soon_timer_.get()))) {
+      uv_timer_start(
+          soon_timer_.get(),
+          [](uv_timer_t* t) {
+            if (t->data) self(t->data)->writeCheckpoint();
+          },
+          kNewFileCheckpointMs, 0);
+    }
+  });
   for (auto& t : tailers_) {
-    if (auto err = t->start(true, store_->knownFiles(t->config().name))) {
+    // start_at applies on an input's first start only. Once it has checkpoints, a file they do
+    // not know appeared while the agent was away (e.g. the successor of a rotated file) and is
+    // read from its beginning, so a restart never skips lines.
+    auto known = store_->knownFiles(t->config().name);
+    if (auto err = t->start(known.empty(), known)) {
       return sys::Error(err.code(), "input '" + t->config().name + "': " + err.toString(),
                         err.sysErrno());
     }
@@ -239,6 +256,7 @@ void Agent::closeAll() {
   for (auto& s : signals_) s.close();
   checkpoint_timer_.close();
   shutdown_timer_.close();
+  soon_timer_.close();
 }
 
 StatusServer::Health Agent::health() const {

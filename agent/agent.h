@@ -62,6 +62,7 @@ class Agent {
   std::vector<sys::UvHandle<uv_signal_t>> signals_;
   sys::UvHandle<uv_timer_t> checkpoint_timer_;
   sys::UvHandle<uv_timer_t> shutdown_timer_;
+  sys::UvHandle<uv_timer_t> soon_timer_;  // a prompt checkpoint after new files appear
   std::chrono::steady_clock::time_point shutdown_started_;
   bool shutting_down_ = false;
   bool finished_ = false;

@@ -130,6 +130,7 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   spdlog::debug("following {} (id {}, {} sinks{})", f.path(), f.id(), state.cursors.size(),
                 resume ? ", resumed from checkpoint" : "");
   refreshPending(f.id(), state);
+  if (on_new_file_) on_new_file_();
   schedule();
 }
 

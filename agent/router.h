@@ -51,6 +51,9 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   std::vector<outputs::Sink*> sinks();
   // How the router asks an input to re-check a rotated file once sinks caught up on it.
   void setPoke(std::function<void(inputs::Follower&)> poke) { poke_ = std::move(poke); }
+  // Called when a file starts being followed: its identity should reach the checkpoint file
+  // soon, so that after a crash it can be found again even if it is rotated meanwhile.
+  void setOnNewFile(std::function<void()> fn) { on_new_file_ = std::move(fn); }
 
   // Shutdown: no new fills; what is in pipes keeps draining.
   void stopFilling() { filling_ = false; }
@@ -131,6 +134,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   CheckpointStore& store_;
   IoThread io_;
   std::function<void(inputs::Follower&)> poke_;
+  std::function<void()> on_new_file_;
   std::unordered_map<uint64_t, FileState> files_;
   std::map<std::string, SinkSlot> sinks_;
   RouterStats stats_;
