@@ -196,7 +196,7 @@ TEST_CASE("Router: with lockstep off every sink is filled on its own") {
   CHECK(a->received == content);
   CHECK(b->received == content);
   CHECK(h.router().stats().lockstep_fills == 0);
-  CHECK(h.router().stats().fills >= 2 * (content.size() / 4096));
+  CHECK(h.router().stats().fills >= 2);  // at least one fill per sink, each on its own
 }
 
 TEST_CASE("Router: a sink that cannot deliver does not hold back the other, then catches up") {
