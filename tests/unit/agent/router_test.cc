@@ -635,7 +635,7 @@ TEST_CASE("Router: after stop() nothing is left in flight", "[!mayfail]") {
   Harness h(4096);
   FakeSink* a = h.addSink("a");
   std::string file = h.path("app.log");
-  std::string content = numberedLines(0, 1000);
+  std::string content = numberedLines(0, 6000);  // several pipes' worth: fills follow each other
   writeFile(file, content);
   auto& f = h.follow(file);
   REQUIRE(h.waitFor([&] { return !a->received.empty(); }));
