@@ -171,6 +171,7 @@ int Agent::run() {
 }
 
 void Agent::writeCheckpoint() {
+  router_->tick();
   router_->checkpoint();
   if (auto err = store_->flush()) spdlog::error("checkpoint: {}", err.toString());
 }

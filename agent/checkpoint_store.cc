@@ -239,11 +239,13 @@ sys::Error CheckpointStore::flush() {
     }
     done += static_cast<size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) return sys::Error::fromErrno(errno, "fsync " + tmp);
-  if (auto err = fd.close()) return err;
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return sys::Error::fromErrno(errno, "rename " + tmp);
-  }
+  auto fail = [&](int err, const std::string& what) {
+    ::unlink(tmp.c_str());  // never leave a half-written temp file behind
+    return sys::Error::fromErrno(err, what + " " + tmp);
+  };
+  if (::fsync(fd.get()) != 0) return fail(errno, "fsync");
+  if (auto err = fd.close()) return fail(err.sysErrno(), "close");
+  if (::rename(tmp.c_str(), path_.c_str()) != 0) return fail(errno, "rename");
   if (auto err = fsyncDir(dir_)) return err;
   dirty_ = false;
   ++writes_;

@@ -16,10 +16,14 @@ bool writeNewline(sys::SysCalls& sys, int pipe_wr) {
   return true;
 }
 
-// Splices [*off, end) from the file into one pipe until done, the pipe is full, or EOF.
+constexpr uint32_t kLineEndWindow = 1024;
+
+// Splices [*off, end) from the file into one pipe, `chunk` bytes per call, until done, the pipe
+// is full, or EOF.
 void spliceInto(sys::SysCalls& sys, FillJob& job, int pipe_wr, uint64_t* off, uint64_t end) {
   while (*off < end) {
-    auto r = sys::spliceFileToPipe(sys, job.fd->get(), off, pipe_wr, end - *off);
+    uint64_t piece = std::min(end - *off, job.chunk);
+    auto r = sys::spliceFileToPipe(sys, job.fd->get(), off, pipe_wr, piece);
     if (r.ok() && r.value() > 0) continue;
     if (!r.ok()) {
       if (r.error().code() == sys::ErrorCode::kUnsupported) {
@@ -58,6 +62,52 @@ void copyInto(sys::SysCalls& sys, FillJob& job, std::vector<FillTarget*>& target
   }
 }
 
+// Lockstep: each piece is read from the file once (into `src`), tee'd to every member but the
+// last and spliced into the last. Members that come up short keep what they got and leave.
+void lockstepInto(sys::SysCalls& sys, FillJob& job, std::vector<FillTarget*> group, uint64_t end,
+                  sys::Pipe& src, int dev_null) {
+  uint64_t base = job.offset;
+  while (base < end && group.size() >= 2 && !job.unsupported && !job.error) {
+    uint64_t piece_end = std::min(end, base + job.chunk);
+    uint64_t off = base;
+    spliceInto(sys, job, src.writeFd(), &off, piece_end);
+    uint64_t n = off - base;
+    if (n == 0) break;
+    std::vector<uint64_t> got(group.size(), 0);
+    for (size_t i = 0; i + 1 < group.size(); ++i) {
+      auto r = sys::teePipe(sys, src.readFd(), group[i]->pipe_wr, n);
+      got[i] = r.ok() ? r.value() : 0;
+    }
+    uint64_t& last = got.back();
+    while (last < n) {
+      auto r =
+          sys::splicePipeToFd(sys, src.readFd(), group.back()->pipe_wr, nullptr, n - last, false);
+      if (!r.ok() || r.value() == 0) break;
+      last += r.value();
+    }
+    // What the last member could not take is dropped from the source pipe; that sink catches
+    // up from the file at its own offset.
+    for (uint64_t left = n - last; left > 0;) {
+      auto r = sys::splicePipeToFd(sys, src.readFd(), dev_null, nullptr, left, false);
+      if (!r.ok() || r.value() == 0) break;
+      left -= r.value();
+    }
+    std::vector<FillTarget*> still;
+    for (size_t i = 0; i < group.size(); ++i) {
+      group[i]->moved += got[i];
+      if (got[i] == n) still.push_back(group[i]);
+    }
+    group.swap(still);
+    base += n;
+    if (base < piece_end) break;  // the file ended early (truncated): stop here
+  }
+  if (group.size() == 1 && base < end && !job.unsupported && !job.error) {
+    uint64_t off = base;
+    spliceInto(sys, job, group.front()->pipe_wr, &off, end);
+    group.front()->moved += off - base;
+  }
+}
+
 }  // namespace
 
 void executeFill(sys::SysCalls& sys, FillJob& job, sys::Pipe& src, int dev_null) {
@@ -73,7 +123,7 @@ void executeFill(sys::SysCalls& sys, FillJob& job, sys::Pipe& src, int dev_null)
   uint64_t end = std::min(job.offset + job.max_len, job.limit_end);
   bool boundary = end == job.limit_end;
   if (!boundary && end > job.offset) {
-    auto le = inputs::findLastLineEnd(sys, job.fd->get(), job.offset, end);
+    auto le = inputs::findLastLineEnd(sys, job.fd->get(), job.offset, end, kLineEndWindow);
     if (le.ok() && le.value() > job.offset) {
       end = le.value();
       boundary = true;
@@ -95,29 +145,7 @@ void executeFill(sys::SysCalls& sys, FillJob& job, sys::Pipe& src, int dev_null)
         if (job.unsupported || job.error) break;
       }
     } else {
-      uint64_t off = job.offset;
-      spliceInto(sys, job, src.writeFd(), &off, end);
-      uint64_t n = off - job.offset;
-      if (n > 0) {
-        for (size_t i = 0; i + 1 < active.size(); ++i) {
-          auto r = sys::teePipe(sys, src.readFd(), active[i]->pipe_wr, n);
-          active[i]->moved = r.ok() ? r.value() : 0;
-        }
-        FillTarget* last = active.back();
-        while (last->moved < n) {
-          auto r = sys::splicePipeToFd(sys, src.readFd(), last->pipe_wr, nullptr, n - last->moved,
-                                       false);
-          if (!r.ok() || r.value() == 0) break;
-          last->moved += r.value();
-        }
-        // What the last target could not take is dropped from the source pipe; that sink
-        // catches up from the file at its own offset.
-        for (uint64_t left = n - last->moved; left > 0;) {
-          auto r = sys::splicePipeToFd(sys, src.readFd(), dev_null, nullptr, left, false);
-          if (!r.ok() || r.value() == 0) break;
-          left -= r.value();
-        }
-      }
+      lockstepInto(sys, job, active, end, src, dev_null);
     }
   }
 

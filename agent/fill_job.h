@@ -26,10 +26,13 @@ struct FillTarget {
 
 // Moves file bytes [offset, end) into one or more sink pipes, where end is at most
 // offset + max_len and at most limit_end, and is pulled back to the last line end when the
-// chunk limit cuts a line (pread of a few KiB backwards, no forward scan). With several targets
-// and lockstep on: splice once into the I/O thread's source pipe, tee into every target but the
-// last, splice into the last. A target whose tee or splice comes up short just gets fewer bytes
-// (tee cannot be resumed: it restarts at the head of its source); the router demotes it.
+// limit cuts a line (pread of 1 KiB backwards, more only for longer lines; no forward scan).
+// The bytes go in pieces of `chunk`; one job fills the pipes as far as they have room, so a
+// round trip between the loop and the I/O thread moves a pipe's worth, not one piece. With
+// several targets and lockstep on, each piece is spliced once into the I/O thread's source
+// pipe, tee'd into every target but the last and spliced into the last. A target whose tee or
+// splice comes up short keeps what it got and drops out of the rest of the job (tee cannot be
+// resumed: it restarts at the head of its source); the router then sees it at another offset.
 struct FillJob {
   uint64_t file_id = 0;
   uint64_t generation = 0;
@@ -37,8 +40,9 @@ struct FillJob {
   uint64_t offset = 0;
   uint64_t limit_end = 0;       // the file's complete end, or the next break
   bool limit_is_break = false;  // a '\n' must follow the byte before limit_end
-  uint64_t max_len = 0;
-  bool copy_mode = false;  // read/write instead of splice (counted)
+  uint64_t max_len = 0;         // at most this many bytes in all (the room in the pipes)
+  uint64_t chunk = 64 * 1024;   // bytes per splice call (cheaper than big ones for fan-out)
+  bool copy_mode = false;       // read/write instead of splice (counted)
   bool lockstep = true;
   std::vector<FillTarget> targets;
   // Results.

@@ -26,7 +26,10 @@ Router::Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore&
     : loop_(loop),
       cfg_(cfg),
       store_(store),
-      io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }) {}
+      io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }) {
+  uv_timer_init(loop_, poke_timer_.allocate());
+  poke_timer_.get()->data = this;
+}
 
 Router::~Router() {
   stop();
@@ -37,6 +40,8 @@ sys::Error Router::start() {
 }
 
 void Router::stop() {
+  poke_timer_.close();
+  filling_ = false;  // fills coming back unrun must not queue new ones on a stopped thread
   io_.stop();
   io_.close();
 }
@@ -266,7 +271,10 @@ void Router::scheduleOnce() {
   std::map<uint64_t, std::vector<SinkSlot*>> wants;
   for (auto& [name, slot] : sinks_) {
     if (slot.filling || slot.pending.empty()) continue;
-    if (!slot.sink->acceptsData(cfg_.chunk_bytes)) continue;
+    // Want room for a chunk, or for a quarter of the pipe when the pipe is small (pipe_bytes
+    // below chunk_bytes, or past pipe-user-pages-soft new pipes get 8 KiB).
+    uint64_t want = std::min<uint64_t>(cfg_.chunk_bytes, slot.sink->pipe().capacity() / 4);
+    if (!slot.sink->acceptsData(std::max<uint64_t>(want, 1))) continue;
     uint64_t id = pickFile(slot);
     if (id == 0) continue;
     auto it = files_.find(id);
@@ -274,6 +282,7 @@ void Router::scheduleOnce() {
       slot.pending.erase(id);
       continue;
     }
+    if (it->second.retry_at > std::chrono::steady_clock::now()) continue;
     wants[id].push_back(&slot);
   }
   for (auto& [id, slots] : wants) {
@@ -306,7 +315,13 @@ void Router::issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>
     job->limit_end = *brk;
     job->limit_is_break = true;
   }
-  job->max_len = cfg_.chunk_bytes;
+  job->chunk = cfg_.chunk_bytes;
+  job->max_len = UINT64_MAX;
+  for (SinkSlot* slot : group) job->max_len = std::min(job->max_len, slot->sink->room());
+  // Pipes count slots, not bytes (KERNEL-NOTES 1.5): a 64 KiB piece at an unaligned offset takes
+  // 17 page slots, so a pipe "with room for" 256 KiB takes only ~240 KiB of file pages. Leave an
+  // eighth spare so the last piece is not cut short (which would demote a lockstep member).
+  job->max_len -= job->max_len / 8;
   job->copy_mode = fs.copy_mode;
   job->lockstep = cfg_.lockstep;
   for (SinkSlot* slot : group) {
@@ -337,7 +352,11 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
     spdlog::warn("{}: the filesystem refuses splice; using read/write (counted as copies)",
                  fs.path);
   }
-  if (job->error) spdlog::warn("{}: reading failed: {}", fs.path, job->error.toString());
+  if (job->error) {
+    // An I/O error (EIO on a bad disk...) is retried, but not in a tight loop.
+    spdlog::warn("{}: reading failed: {}; retrying in 1 s", fs.path, job->error.toString());
+    fs.retry_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  }
   uint64_t planned = job->planned_end - job->offset;
   for (const FillTarget& t : job->targets) {
     SinkSlot& slot = sinks_[t.sink];
@@ -356,6 +375,8 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
     seg.length = t.moved;
     seg.newline = t.newline_after ? 1 : 0;
     seg.newline_first = t.newline_first_written;
+    seg.ends_line =
+        t.newline_after || (t.moved == planned && job->planned_at_boundary && !job->limit_is_break);
     seg.input = fs.input;
     seg.source_name = fs.source_name;
     bool stale = !fs.follower || job->generation != fs.generation;
@@ -381,14 +402,45 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
     if (fs.fills_in_flight == 0) files_.erase(it);
   } else {
     refreshPending(job->file_id, fs);
+    pruneBreaks(fs);
     maybePoke(fs);
   }
   schedule();
 }
 
+void Router::pruneBreaks(FileState& fs) {
+  if (!fs.follower || fs.follower->breaks().empty()) return;
+  uint64_t low = UINT64_MAX;
+  for (const auto& [name, c] : fs.cursors) low = std::min(low, c.delivered);
+  // A break below every delivered offset is never needed again (a rewind never goes below what
+  // was delivered, it only looks for the line start at or before it).
+  if (low != UINT64_MAX && low > 0) fs.follower->pruneBreaksBelow(low - 1);
+}
+
+void Router::tick() {
+  schedule();
+}
+
 void Router::maybePoke(FileState& fs) {
   if (!fs.follower || isLive(fs.follower) || !poke_) return;
-  if (fileDrained(*fs.follower)) poke_(*fs.follower);
+  if (!fileDrained(*fs.follower)) return;
+  to_poke_.insert(fs.follower->id());
+  uv_timer_start(
+      poke_timer_.get(),
+      [](uv_timer_t* t) {
+        if (t->data) static_cast<Router*>(t->data)->runPokes();
+      },
+      0, 0);
+}
+
+void Router::runPokes() {
+  std::set<uint64_t> ids;
+  ids.swap(to_poke_);
+  for (uint64_t id : ids) {
+    auto it = files_.find(id);
+    // Looked up again: the file may have been closed since the poke was queued.
+    if (it != files_.end() && it->second.follower && poke_) poke_(*it->second.follower);
+  }
 }
 
 bool Router::drained() const {

@@ -2,6 +2,7 @@
 
 #include <uv.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "agent/checkpoint_store.h"
 #include "agent/io_thread.h"
+#include "agent/sys/uv_handle.h"
 #include "config/config.h"
 #include "inputs/file_observer.h"
 #include "inputs/follower.h"
@@ -65,6 +67,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   }
   // No fill in flight and every sink has delivered everything it was given.
   bool drained() const;
+  // Periodic: retries files whose reads failed.
+  void tick();
   // Writes the delivered offsets of every changed file into the store (not flushed).
   void checkpoint();
   void closeSinks();
@@ -109,6 +113,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
     bool copy_mode = false;
     bool dirty = true;  // delivered offsets changed since the last checkpoint
     int fills_in_flight = 0;
+    std::chrono::steady_clock::time_point retry_at{};  // after a read error
   };
   struct SinkSlot {
     std::unique_ptr<outputs::Sink> sink;
@@ -128,6 +133,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void refreshPending(uint64_t file_id, FileState& fs);
   uint64_t lineStartAtOrBefore(const FileState& fs, uint64_t offset) const;
   void maybePoke(FileState& fs);
+  void runPokes();
+  void pruneBreaks(FileState& fs);
 
   uv_loop_t* loop_;
   config::AgentConfig cfg_;
@@ -135,6 +142,10 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   IoThread io_;
   std::function<void(inputs::Follower&)> poke_;
   std::function<void()> on_new_file_;
+  // Pokes wait for a zero-delay timer: a poke can close the follower (fileClosing erases its
+  // FileState), which must never happen while a router callback is still using that state.
+  std::set<uint64_t> to_poke_;
+  sys::UvHandle<uv_timer_t> poke_timer_;
   std::unordered_map<uint64_t, FileState> files_;
   std::map<std::string, SinkSlot> sinks_;
   RouterStats stats_;

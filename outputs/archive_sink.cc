@@ -59,8 +59,9 @@ sys::Error ArchiveSink::start() {
 }
 
 void ArchiveSink::pause(const sys::Error& why) {
-  if (!paused_) ++stats_.pauses;
-  if (!paused_ && !pause_logged_) {
+  // One outage is one pause, however many retries fail during it.
+  if (!pause_logged_) {
+    ++stats_.pauses;
     spdlog::warn("output '{}': paused: {}; retrying every second, other outputs continue", name_,
                  why.toString());
     pause_logged_ = true;
@@ -95,7 +96,7 @@ sys::Result<ArchiveSink::OpenFile*> ArchiveSink::fileFor(const Segment& seg) {
     OpenFile& f = it->second;
     bool full = f.offset >= cfg_.rotate_max_bytes;
     bool old = Clock::now() - f.opened >= cfg_.rotate_max_age;
-    if (!full && !old) return &f;
+    if ((!full && !old) || !f.at_line_end) return &f;
     closeFile(f);
     files_.erase(it);
   }
@@ -174,6 +175,7 @@ void ArchiveSink::drain() {
     if (r.value() == 0) break;
     f.dirty = true;
     f.last_write = Clock::now();
+    f.at_line_end = r.value() == seg_left && seg->ends_line;
     stream_written_ += r.value();
     stats_.bytes_sent += r.value();
     moved = true;
@@ -194,7 +196,8 @@ void ArchiveSink::tick() {
       ::fdatasync(f.fd.get());
       f.dirty = false;
     }
-    if (now - f.last_write >= kIdleClose || now - f.opened >= cfg_.rotate_max_age) {
+    if (f.at_line_end &&
+        (now - f.last_write >= kIdleClose || now - f.opened >= cfg_.rotate_max_age)) {
       closeFile(f);
       it = files_.erase(it);
     } else {

@@ -47,7 +47,8 @@ class ArchiveSink : public Sink {
     uint64_t offset = 0;
     std::chrono::steady_clock::time_point opened;
     std::chrono::steady_clock::time_point last_write;
-    bool dirty = false;  // written since the last fsync
+    bool dirty = false;       // written since the last fsync
+    bool at_line_end = true;  // rotation waits for a line end, so no line spans two files
   };
   sys::Result<OpenFile*> fileFor(const Segment& seg);
   sys::Error openNew(const std::string& key, const Segment& seg);

@@ -26,10 +26,27 @@ const char* sinkStateName(SinkState s) {
   return "unknown";
 }
 
+uint64_t Sink::deliveredFileBytes(const Segment& seg, uint64_t stream_into) {
+  if (stream_into >= seg.streamBytes()) return seg.length;
+  uint64_t into = stream_into;
+  if (seg.newline_first) into = into > 0 ? into - 1 : 0;
+  into = std::min(into, seg.length);
+  // The file bytes before a break count as delivered only with the '\n' the router added after
+  // them; otherwise a resend starts at the line start and sends piece and newline again.
+  if (seg.newline && into == seg.length && into > 0) into -= 1;
+  return into;
+}
+
 bool Sink::acceptsData(uint64_t want) const {
   if (!canDeliver() || pipe_.readFd() < 0) return false;
   uint64_t in_pipe = stream_filled_ - stream_written_;
   return in_pipe + want <= pipe_.capacity();
+}
+
+uint64_t Sink::room() const {
+  if (!canDeliver() || pipe_.readFd() < 0) return 0;
+  uint64_t in_pipe = stream_filled_ - stream_written_;
+  return in_pipe >= pipe_.capacity() ? 0 : pipe_.capacity() - in_pipe;
 }
 
 bool Sink::holdsFile(uint64_t file_id) const {
@@ -56,9 +73,7 @@ void Sink::deliveredUpTo(uint64_t stream_pos) {
       segments_.pop_front();
       continue;
     }
-    uint64_t into = stream_pos - head_stream_pos_;
-    if (seg.newline_first) into = into > 0 ? into - 1 : 0;
-    into = std::min(into, seg.length);
+    uint64_t into = deliveredFileBytes(seg, stream_pos - head_stream_pos_);
     if (into > 0) listener_.sinkDelivered(name_, seg.file_id, seg.generation, seg.offset + into);
     break;
   }
@@ -70,9 +85,7 @@ void Sink::rewindUnacknowledged() {
   for (const Segment& seg : segments_) {
     uint64_t delivered_stream = stream_delivered_ > pos ? stream_delivered_ - pos : 0;
     bool owed = seg.newline_first && delivered_stream == 0;
-    uint64_t into = delivered_stream;
-    if (seg.newline_first && into > 0) into -= 1;
-    into = std::min(into, seg.length);
+    uint64_t into = deliveredFileBytes(seg, delivered_stream);
     if (!earliest.count(seg.file_id)) {
       earliest[seg.file_id] = {seg.file_id, seg.generation, seg.offset + into, owed};
     }

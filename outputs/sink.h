@@ -19,6 +19,7 @@ struct Segment {
   uint64_t offset = 0;         // file offset of the first byte
   uint64_t length = 0;         // file bytes
   uint32_t newline = 0;        // extra bytes written after them (0 or 1)
+  bool ends_line = true;       // the last byte (or the added newline) ends a line (router sets it)
   bool newline_first = false;  // a '\n' owed from an earlier segment precedes the bytes
   // Which archive file the bytes belong to; tcp sinks ignore these.
   std::string input;
@@ -81,6 +82,8 @@ class Sink {
   // Whether the sink takes new bytes now: it can deliver (connected / not paused) and its pipe
   // has at least `want` bytes of room.
   bool acceptsData(uint64_t want) const;
+  // Bytes the pipe can take now (0 when the sink cannot deliver).
+  uint64_t room() const;
   // Bytes in the pipe or sent but not yet delivered.
   uint64_t pendingBytes() const { return stream_filled_ - stream_delivered_; }
   // Whether any segment of file_id is still in the pipe or unacknowledged.
@@ -101,6 +104,8 @@ class Sink {
   // Drain the pipe into the fd; called after appended() and when the fd is writable.
   virtual void drain() = 0;
   virtual bool canDeliver() const = 0;
+  // How many of seg's file bytes count as delivered when `stream_into` of its stream bytes are.
+  static uint64_t deliveredFileBytes(const Segment& seg, uint64_t stream_into);
   // Marks stream bytes up to `stream_pos` delivered, reporting per-file offsets to the router.
   void deliveredUpTo(uint64_t stream_pos);
   // The connection broke: throws away the pipe's content and the unacknowledged segments, and

@@ -383,12 +383,6 @@ class TruncateDelete(RotationBase):
         note = self.finish(agent, col, old.bytes + new.bytes)
         self.assertPerFile(old.written + new.written, col.lines(), note)
 
-    # BUG (same as test_final_line_without_newline_is_shipped_when_rotated_away): catching up
-    # on rotated files that have been idle past rotate_wait crashes the agent (SIGSEGV in
-    # Router::refreshPending called from Router::onFillDone) after 1-3 of the 30 files: the
-    # delivery reported inside Sink::appended closes the follower and erases the FileState
-    # onFillDone is still using. The collector gets 200-600 of 8000 lines.
-    @unittest.expectedFailure
     def test_rotated_while_collector_down_is_caught_up_later(self):
         # The file is the buffer: rotated files the sink has not read yet stay open (within
         # rotated_retention) until the collector is back, however long they have been idle.
@@ -498,12 +492,6 @@ class LongAndPartialLines(RotationBase):
         self.finish(agent, col, 0)
         self.assertEqual(col.lines(), ["complete line", "no newline at the end", "next line"])
 
-    # BUG (agent/router.cc, Router::onFillDone): the fill that ships the rotated file's flushed
-    # last line is delivered synchronously inside Sink::appended -> sinkDelivered -> maybePoke
-    # -> InputTailer::poke -> closeFollower -> Router::fileClosing, which erases the FileState
-    # (fills_in_flight is already 0) that onFillDone keeps using: SIGSEGV right after
-    # "closing rotated .../app.log (55 bytes shipped)". Every line arrives; the agent dies.
-    @unittest.expectedFailure
     def test_final_line_without_newline_is_shipped_when_rotated_away(self):
         col = self.collector()
         log = self.path("logs", "app.log")

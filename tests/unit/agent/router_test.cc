@@ -350,7 +350,7 @@ TEST_CASE("Router: a rewind of only some files resends each from its own offset"
 // again and the piece before the break runs into the next line at the collector. Relatedly
 // Router::fileDrained() is already true then (delivered == completeEnd), so a rotated file can
 // be closed while its last '\n' is unacknowledged.
-TEST_CASE("Router: the '\\n' of a break that was never acknowledged is sent again", "[!mayfail]") {
+TEST_CASE("Router: the '\\n' of a break that was never acknowledged is sent again") {
   Harness h(4096);
   FakeSink* a = h.addSink("a");
   a->auto_ack = false;
@@ -386,8 +386,10 @@ TEST_CASE("Router: the '\\n' of a break that was never acknowledged is sent agai
     a->breakConnection();
     REQUIRE(h.waitFor([&] { return a->received.find("yyy\n") != std::string::npos; }));
     INFO("resent after the rewind: '" << a->received << "'");
-    CHECK(a->received.substr(0, 1) == "\n");
-    CHECK(a->received == "\n" + sent.substr(11));
+    // Either just the owed '\n' and the rest, or (what the sink does: a piece counts as
+    // delivered only with its '\n') the line from its start again: at least once, never a
+    // piece running into the next line.
+    CHECK((a->received == "\n" + sent.substr(11) || a->received == sent));
   }
 }
 
@@ -598,7 +600,7 @@ TEST_CASE("Router: closing a file a sink lagged on counts the missed bytes") {
 // chunk_bytes therefore never gets a byte. That happens with `pipe_bytes` configured below
 // `chunk_bytes` (nothing validates it), and at run time when the per-user pipe budget is spent
 // and new pipes silently get 8 KiB (KERNEL-NOTES §1.5): the sink then starves without an error.
-TEST_CASE("Router: a sink whose pipe is smaller than a chunk still gets its bytes", "[!mayfail]") {
+TEST_CASE("Router: a sink whose pipe is smaller than a chunk still gets its bytes") {
   Harness h(64 * 1024);
   FakeSink* a = h.addSink("a", 8192);
   REQUIRE(a->pipe().capacity() < 64 * 1024);
@@ -631,7 +633,7 @@ TEST_CASE("Router: a fill in flight when a sink breaks is discarded, nothing dup
 // onFillDone(), which calls schedule(), which submits new fills to the stopped thread: they
 // are never run, IoThread::inFlight() stays above 0 and Router::drained() never holds again
 // (and fileDrained() is false for those files) unless stopFilling() was called first.
-TEST_CASE("Router: after stop() nothing is left in flight", "[!mayfail]") {
+TEST_CASE("Router: after stop() nothing is left in flight") {
   Harness h(4096);
   FakeSink* a = h.addSink("a");
   std::string file = h.path("app.log");
