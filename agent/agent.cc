@@ -6,8 +6,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <map>
 #include <sstream>
 
+#include "config/parse.h"
 #include "outputs/archive_sink.h"
 #include "outputs/tcp_sink.h"
 
@@ -88,16 +91,7 @@ sys::Error Agent::start() {
   router_ = std::make_unique<Router>(&loop_, cfg_.agent, *store_);
   if (auto err = router_->start()) return err;
   for (const auto& out : cfg_.outputs) {
-    std::unique_ptr<outputs::Sink> sink;
-    if (const auto* tcp = std::get_if<config::TcpOutput>(&out.kind)) {
-      sink = std::make_unique<outputs::TcpSink>(&loop_, out.name, *tcp, *router_,
-                                                cfg_.agent.pipe_bytes);
-    } else {
-      const auto& archive = std::get<config::ArchiveOutput>(out.kind);
-      sink = std::make_unique<outputs::ArchiveSink>(&loop_, out.name, archive, *router_,
-                                                    cfg_.agent.pipe_bytes);
-    }
-    if (auto err = router_->addSink(std::move(sink), out.inputs)) {
+    if (auto err = router_->addSink(makeSink(out), out.inputs)) {
       return sys::Error(err.code(), "output '" + out.name + "': " + err.toString(), err.sysErrno());
     }
   }
@@ -202,8 +196,149 @@ void Agent::onSignal(int signum) {
   }
 }
 
+std::unique_ptr<outputs::Sink> Agent::makeSink(const config::OutputConfig& out) {
+  if (const auto* tcp = std::get_if<config::TcpOutput>(&out.kind)) {
+    return std::make_unique<outputs::TcpSink>(&loop_, out.name, *tcp, *router_,
+                                              cfg_.agent.pipe_bytes);
+  }
+  return std::make_unique<outputs::ArchiveSink>(
+      &loop_, out.name, std::get<config::ArchiveOutput>(out.kind), *router_, cfg_.agent.pipe_bytes);
+}
+
+void Agent::startTailer(const config::InputConfig& in) {
+  router_->attachInput(in.name);
+  auto tailer = std::make_unique<inputs::InputTailer>(&loop_, in, *router_);
+  auto known = store_->knownFiles(in.name);
+  if (auto err = tailer->start(known.empty(), known)) {
+    spdlog::error("input '{}': {}", in.name, err.toString());
+  }
+  tailers_.push_back(std::move(tailer));
+}
+
+void Agent::closeTailer(size_t index) {
+  // Its followers close now: the router keeps their delivered offsets in the checkpoint store.
+  router_->detachInput(tailers_[index]->config().name);
+  std::shared_ptr<inputs::InputTailer> tailer(std::move(tailers_[index]));
+  tailers_.erase(tailers_.begin() + static_cast<std::ptrdiff_t>(index));
+  tailer->stop();
+  // Destroyed once its handles are closed (libuv frees them in their close callbacks).
+  tailer->close([tailer]() mutable { tailer.reset(); });
+}
+
+namespace {
+
+// Outputs and inputs compare by value: an entry whose YAML changed in any way is replaced.
+std::string describe(const config::OutputConfig& o) {
+  std::ostringstream s;
+  s << o.name << '|';
+  for (const auto& i : o.inputs) s << i << ',';
+  if (const auto* t = std::get_if<config::TcpOutput>(&o.kind)) {
+    s << "tcp|";
+    for (const auto& a : t->addresses) s << a << ',';
+    s << t->backoff.initial.count() << ',' << t->backoff.max.count() << ','
+      << t->connect_timeout.count() << ',' << t->keepalive.count();
+  } else {
+    const auto& a = std::get<config::ArchiveOutput>(o.kind);
+    s << "archive|" << a.dir << ',' << a.rotate_max_bytes << ',' << a.rotate_max_age.count() << ','
+      << static_cast<int>(a.fsync) << ',' << a.fsync_interval.count();
+  }
+  return s.str();
+}
+
+std::string describe(const config::InputConfig& i) {
+  std::ostringstream s;
+  s << i.name << '|';
+  for (const auto& p : i.paths) s << p << ',';
+  s << '|';
+  for (const auto& p : i.exclude) s << p << ',';
+  s << '|' << static_cast<int>(i.start_at) << ',' << i.max_line_bytes << ',' << i.poll << ','
+    << i.poll_interval.count() << ',' << i.rescan_interval.count() << ','
+    << i.partial_line_timeout.count() << ',' << i.rotate_wait.count() << ',' << i.copy << ','
+    << i.rotated_retention.max_bytes << ',' << i.rotated_retention.max_age.count();
+  return s.str();
+}
+
+}  // namespace
+
 void Agent::reload() {
-  spdlog::warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+  if (shutting_down_) return;
+  spdlog::info("SIGHUP: reloading {}", cfg_.source_path);
+  auto parsed = config::parseConfigFile(cfg_.source_path);
+  if (!parsed.ok()) {
+    for (const auto& e : parsed.errors) spdlog::error("reload: {}", e.toString());
+    spdlog::error("reload: {} error(s); keeping the running configuration", parsed.errors.size());
+    return;
+  }
+  config::Config next = std::move(*parsed.config);
+  const auto& a = cfg_.agent;
+  const auto& b = next.agent;
+  if (a.data_dir != b.data_dir || a.metrics_listen != b.metrics_listen ||
+      a.lockstep != b.lockstep || a.chunk_bytes != b.chunk_bytes || a.pipe_bytes != b.pipe_bytes ||
+      a.log_file != b.log_file) {
+    spdlog::warn(
+        "reload: changes under 'agent:' other than log_level and checkpoint_interval "
+        "take effect at the next restart");
+  }
+  if (a.log_level != b.log_level) spdlog::set_level(spdlog::level::from_str(b.log_level));
+
+  size_t added = 0, removed = 0, changed = 0;
+  // Outputs first, so inputs that start find their sinks.
+  std::map<std::string, const config::OutputConfig*> new_outputs;
+  for (const auto& o : next.outputs) new_outputs[o.name] = &o;
+  for (const auto& o : cfg_.outputs) {
+    auto it = new_outputs.find(o.name);
+    if (it == new_outputs.end()) {
+      router_->removeSink(o.name);
+      ++removed;
+    } else if (describe(o) != describe(*it->second)) {
+      router_->removeSink(o.name);  // its delivered offsets stay in the store...
+      if (auto err = router_->addSinkLive(makeSink(*it->second), it->second->inputs)) {
+        spdlog::error("reload: output '{}': {}", o.name, err.toString());
+      }  // ...and the new one resumes from them
+      ++changed;
+    }
+  }
+  for (const auto& o : next.outputs) {
+    bool existed = std::any_of(cfg_.outputs.begin(), cfg_.outputs.end(),
+                               [&](const config::OutputConfig& c) { return c.name == o.name; });
+    if (existed) continue;
+    if (auto err = router_->addSinkLive(makeSink(o), o.inputs)) {
+      spdlog::error("reload: output '{}': {}", o.name, err.toString());
+    }
+    ++added;
+  }
+  // Inputs: removed and changed ones close (their checkpoints stay); new and changed ones start.
+  std::map<std::string, const config::InputConfig*> new_inputs;
+  for (const auto& i : next.inputs) new_inputs[i.name] = &i;
+  std::vector<const config::InputConfig*> to_start;
+  for (size_t idx = tailers_.size(); idx-- > 0;) {
+    const auto& old = tailers_[idx]->config();
+    auto it = new_inputs.find(old.name);
+    if (it == new_inputs.end()) {
+      closeTailer(idx);
+      ++removed;
+    } else if (describe(old) != describe(*it->second)) {
+      closeTailer(idx);
+      to_start.push_back(it->second);
+      ++changed;
+    }
+  }
+  writeCheckpoint();  // closed inputs' offsets reach the store before new ones look
+  for (const auto& i : next.inputs) {  // (each tailer keeps its own copy of its config)
+    bool running = std::any_of(tailers_.begin(), tailers_.end(),
+                               [&](const auto& t) { return t->config().name == i.name; });
+    if (!running) {
+      startTailer(i);
+      if (std::none_of(to_start.begin(), to_start.end(),
+                       [&](const config::InputConfig* c) { return c->name == i.name; })) {
+        ++added;
+      }
+    }
+  }
+  next.source_path = cfg_.source_path;
+  cfg_ = std::move(next);
+  spdlog::info("reload done: {} added, {} removed, {} changed; the rest kept their state", added,
+               removed, changed);
 }
 
 void Agent::beginShutdown() {

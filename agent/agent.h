@@ -13,6 +13,7 @@
 #include "agent/sys/uv_handle.h"
 #include "config/config.h"
 #include "inputs/input_tailer.h"
+#include "outputs/sink.h"
 
 namespace logsplice::agent {
 
@@ -51,6 +52,9 @@ class Agent {
   void finish();
   void writeCheckpoint();
   void reload();
+  std::unique_ptr<outputs::Sink> makeSink(const config::OutputConfig& out);
+  void startTailer(const config::InputConfig& in);
+  void closeTailer(size_t index);
   void closeAll();
 
   uv_loop_t loop_{};

@@ -54,6 +54,46 @@ sys::Error Router::addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std:
   return slot.sink->start();
 }
 
+sys::Error Router::addSinkLive(std::unique_ptr<outputs::Sink> sink,
+                               std::vector<std::string> inputs) {
+  std::string name = sink->name();
+  std::set<std::string> routed(inputs.begin(), inputs.end());
+  for (auto& [id, fs] : files_) {
+    if (!fs.follower || !routed.count(fs.input)) continue;
+    Cursor c;
+    c.cursor = fs.follower->completeEnd();
+    const CheckpointEntry* saved = store_.find(fs.identity.dev, fs.identity.ino);
+    if (saved && saved->offsets.count(name) && saved->offsets.at(name) <= fs.follower->size()) {
+      c.cursor = lineStartAtOrBefore(fs, saved->offsets.at(name));
+    }
+    c.delivered = c.cursor;
+    fs.cursors[name] = c;
+    fs.dirty = true;
+  }
+  if (auto err = addSink(std::move(sink), std::move(inputs))) return err;
+  for (auto& [id, fs] : files_) refreshPending(id, fs);
+  schedule();
+  return sys::Error::ok();
+}
+
+void Router::removeSink(const std::string& name) {
+  auto it = sinks_.find(name);
+  if (it == sinks_.end()) return;
+  checkpoint();  // what it delivered so far stays in the store
+  it->second.removing = true;
+  it->second.pending.clear();
+  it->second.sink->stop();
+  if (!it->second.filling) eraseSink(name);
+}
+
+void Router::eraseSink(const std::string& name) {
+  auto it = sinks_.find(name);
+  if (it == sinks_.end()) return;
+  it->second.sink->close(nullptr);
+  sinks_.erase(it);
+  for (auto& [id, fs] : files_) fs.cursors.erase(name);
+}
+
 outputs::Sink* Router::sink(const std::string& name) {
   auto it = sinks_.find(name);
   return it == sinks_.end() ? nullptr : it->second.sink.get();
@@ -117,7 +157,7 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   auto [it, inserted] = files_.emplace(f.id(), std::move(fs));
   FileState& state = it->second;
   for (auto& [name, slot] : sinks_) {
-    if (!slot.inputs.count(state.input)) continue;
+    if (slot.removing || !slot.inputs.count(state.input)) continue;
     Cursor c;
     c.cursor = default_start;
     if (resume) {
@@ -181,7 +221,7 @@ void Router::fileClosing(inputs::Follower& f) {
     SinkSlot& slot = sinks_[name];
     slot.pending.erase(f.id());
     if (slot.bound_file == f.id()) slot.bound_file = 0;
-    if (shutting_down_) continue;
+    if (shutting_down_ || detached_inputs_.count(fs.input)) continue;
     uint64_t end = std::max(f.size(), f.completeEnd());
     if (c.delivered < end) {
       uint64_t missed = end - c.delivered;
@@ -190,7 +230,21 @@ void Router::fileClosing(inputs::Follower& f) {
                    f.path(), missed);
     }
   }
-  if (!shutting_down_) store_.forget(fs.identity.dev, fs.identity.ino);
+  if (!shutting_down_ && !detached_inputs_.count(fs.input)) {
+    store_.forget(fs.identity.dev, fs.identity.ino);
+  } else if (fs.dirty) {
+    // Keep what was delivered up to now: the input comes back (reload) or the agent restarts.
+    CheckpointEntry e;
+    e.identity = f.identity();
+    e.input = fs.input;
+    e.path = f.path();
+    e.updated_unix = std::time(nullptr);
+    if (const CheckpointEntry* old = store_.find(e.identity.dev, e.identity.ino)) {
+      e.offsets = old->offsets;
+    }
+    for (const auto& [sink, c] : fs.cursors) e.offsets[sink] = c.delivered;
+    store_.put(std::move(e));
+  }
   if (fs.fills_in_flight > 0) {
     fs.follower = nullptr;  // erased when the last fill comes back
   } else {
@@ -270,7 +324,7 @@ void Router::scheduleOnce() {
   // Which file each idle sink with room should be fed from.
   std::map<uint64_t, std::vector<SinkSlot*>> wants;
   for (auto& [name, slot] : sinks_) {
-    if (slot.filling || slot.pending.empty()) continue;
+    if (slot.filling || slot.removing || slot.pending.empty()) continue;
     // Want room for a chunk, or for a quarter of the pipe when the pipe is small (pipe_bytes
     // below chunk_bytes, or past pipe-user-pages-soft new pipes get 8 KiB).
     uint64_t want = std::min<uint64_t>(cfg_.chunk_bytes, slot.sink->pipe().capacity() / 4);
@@ -358,9 +412,16 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
     fs.retry_at = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   }
   uint64_t planned = job->planned_end - job->offset;
+  std::vector<std::string> removed;
   for (const FillTarget& t : job->targets) {
-    SinkSlot& slot = sinks_[t.sink];
+    auto slot_it = sinks_.find(t.sink);
+    if (slot_it == sinks_.end()) continue;
+    SinkSlot& slot = slot_it->second;
     slot.filling = false;
+    if (slot.removing) {
+      removed.push_back(t.sink);
+      continue;
+    }
     outputs::Sink& sink = *slot.sink;
     if (sink.epoch() != t.sink_epoch) {
       // The connection broke while we filled: those bytes belong to no stream. The rewind has
@@ -398,6 +459,7 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
     // sink's stream accounting must cover them; their delivery reports are then ignored.
     if (seg.streamBytes() > 0) sink.appended(std::move(seg));
   }
+  for (const std::string& name : removed) eraseSink(name);
   if (!fs.follower) {
     if (fs.fills_in_flight == 0) files_.erase(it);
   } else {
@@ -460,6 +522,10 @@ void Router::checkpoint() {
     e.input = fs.input;
     e.path = fs.follower->path();
     e.updated_unix = now;
+    // Offsets of sinks removed by a reload stay (a later reload may bring them back).
+    if (const CheckpointEntry* old = store_.find(e.identity.dev, e.identity.ino)) {
+      if (old->identity.sameInode(e.identity)) e.offsets = old->offsets;
+    }
     for (const auto& [sink, c] : fs.cursors) e.offsets[sink] = c.delivered;
     store_.put(std::move(e));
     fs.dirty = false;

@@ -50,6 +50,17 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   // Call before any file is opened. The router starts the sink.
   sys::Error addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std::string> inputs);
   outputs::Sink* sink(const std::string& name);
+  // Reload: stops a sink and forgets its cursors (its checkpoint offsets stay in the store, so
+  // re-adding it resumes). A fill in flight is waited for.
+  void removeSink(const std::string& name);
+  // Reload: adds a sink while files are followed. Each file starts at the sink's checkpoint
+  // offset if the store has one (a sink re-added or changed), else at the file's complete end
+  // (an output added at run time gets new lines).
+  sys::Error addSinkLive(std::unique_ptr<outputs::Sink> sink, std::vector<std::string> inputs);
+  // Reload: the followers of `input` are about to close because the input was removed or
+  // changed: keep their checkpoints, count nothing as missed.
+  void detachInput(const std::string& input) { detached_inputs_.insert(input); }
+  void attachInput(const std::string& input) { detached_inputs_.erase(input); }
   std::vector<outputs::Sink*> sinks();
   // How the router asks an input to re-check a rotated file once sinks caught up on it.
   void setPoke(std::function<void(inputs::Follower&)> poke) { poke_ = std::move(poke); }
@@ -122,6 +133,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
     uint64_t bound_file = 0;     // mid-line in this file: must continue it first
     std::set<uint64_t> pending;  // files where this sink's cursor is behind the end
     uint64_t last_served = 0;    // round robin among live files
+    bool removing = false;       // reload removed it: gone once its fill in flight is back
   };
 
   void schedule();
@@ -135,6 +147,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void maybePoke(FileState& fs);
   void runPokes();
   void pruneBreaks(FileState& fs);
+  void eraseSink(const std::string& name);
 
   uv_loop_t* loop_;
   config::AgentConfig cfg_;
@@ -151,6 +164,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   RouterStats stats_;
   bool filling_ = true;
   bool shutting_down_ = false;
+  std::set<std::string> detached_inputs_;
   bool in_schedule_ = false;
   bool schedule_again_ = false;
 };
