@@ -10,6 +10,7 @@
 #include <map>
 #include <sstream>
 
+#include "agent/prom_text.h"
 #include "config/parse.h"
 #include "outputs/archive_sink.h"
 #include "outputs/tcp_sink.h"
@@ -32,19 +33,6 @@ size_t countOpenFds() {
     n = n >= 3 ? n - 3 : 0;  // ".", ".." and the directory's own fd
   }
   return n;
-}
-
-std::string escapeLabel(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out.push_back(c);
-  }
-  return out;
 }
 
 }  // namespace
@@ -398,7 +386,7 @@ void Agent::closeAll() {
 StatusServer::Health Agent::health() const {
   StatusServer::Health h;
   if (shutting_down_) return {false, "shutting down"};
-  for (const outputs::Sink* s : const_cast<Router&>(*router_).sinks()) {
+  for (const outputs::Sink* s : router_->sinks()) {
     if (s->state() != outputs::SinkState::kConnected) {
       h.ok = false;
       h.reason += "output '" + s->name() + "' is " + outputs::sinkStateName(s->state()) + "\n";
@@ -408,56 +396,65 @@ StatusServer::Health Agent::health() const {
 }
 
 std::string Agent::metricsText() const {
-  std::ostringstream out;
-  auto metric = [&](const char* name, const char* type, const char* help) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
-  };
-  metric("logsplice_bytes_copied_total", "counter",
-         "Bytes the agent moved through its own memory (0 on the zero-copy path).");
-  out << "logsplice_bytes_copied_total " << sys::CopyCounter::total() << '\n';
-  metric("logsplice_open_fds", "gauge", "Open file descriptors.");
-  out << "logsplice_open_fds " << countOpenFds() << '\n';
-  metric("logsplice_checkpoint_writes_total", "counter", "Checkpoint files written.");
-  out << "logsplice_checkpoint_writes_total " << store_->writes() << '\n';
-  metric("logsplice_router_fills_total", "counter", "Fill jobs run by the I/O thread.");
-  out << "logsplice_router_fills_total " << router_->stats().fills << '\n';
-  metric("logsplice_router_lockstep_fills_total", "counter",
-         "Fills that fed several sinks by tee.");
-  out << "logsplice_router_lockstep_fills_total " << router_->stats().lockstep_fills << '\n';
-  metric("logsplice_router_demotions_total", "counter", "Sinks that left a lockstep group.");
-  out << "logsplice_router_demotions_total " << router_->stats().demotions << '\n';
+  PromTextBuilder b;
+  using T = PromType;
+  b.single("logsplice_bytes_copied_total",
+           "Bytes the agent moved through its own memory (0 on the zero-copy path).", T::kCounter,
+           static_cast<double>(sys::CopyCounter::total()));
+  b.single("logsplice_open_fds", "Open file descriptors.", T::kGauge,
+           static_cast<double>(countOpenFds()));
+  b.single("logsplice_checkpoint_writes_total", "Checkpoint files written.", T::kCounter,
+           static_cast<double>(store_->writes()));
+  const RouterStats& rs = router_->stats();
+  b.single("logsplice_router_fills_total", "Fill jobs run by the I/O thread.", T::kCounter,
+           static_cast<double>(rs.fills));
+  b.single("logsplice_router_lockstep_fills_total", "Fills that fed several sinks by tee.",
+           T::kCounter, static_cast<double>(rs.lockstep_fills));
+  b.single("logsplice_router_demotions_total", "Sinks that came up short in a lockstep fill.",
+           T::kCounter, static_cast<double>(rs.demotions));
+  b.single("logsplice_router_copy_fallbacks_total", "Files switched to read/write.", T::kCounter,
+           static_cast<double>(rs.copy_fallbacks));
 
   struct InputMetric {
     const char* name;
-    const char* type;
+    PromType type;
     const char* help;
     uint64_t inputs::InputStats::*field;
   };
   const InputMetric input_metrics[] = {
-      {"logsplice_input_files_followed", "gauge", "Files followed now.",
+      {"logsplice_input_files_followed", T::kGauge, "Files followed now.",
        &inputs::InputStats::files_followed},
-      {"logsplice_input_discovered_total", "counter", "Files discovered.",
+      {"logsplice_input_discovered_total", T::kCounter, "Files discovered.",
        &inputs::InputStats::files_discovered},
-      {"logsplice_input_rotations_total", "counter", "Rotations seen.",
+      {"logsplice_input_rotations_total", T::kCounter, "Rotations seen.",
        &inputs::InputStats::rotations},
-      {"logsplice_input_truncations_total", "counter", "Truncations seen.",
+      {"logsplice_input_truncations_total", T::kCounter, "Truncations seen.",
        &inputs::InputStats::truncations},
-      {"logsplice_input_long_line_splits_total", "counter", "Long lines split.",
+      {"logsplice_input_deletions_total", T::kCounter, "Deletions seen.",
+       &inputs::InputStats::deletions},
+      {"logsplice_input_long_line_splits_total", T::kCounter, "Long lines split.",
        &inputs::InputStats::long_line_splits},
-      {"logsplice_input_inotify_overflows_total", "counter", "inotify queue overflows.",
+      {"logsplice_input_partial_line_flushes_total", T::kCounter,
+       "Final lines without newline shipped.", &inputs::InputStats::partial_line_flushes},
+      {"logsplice_input_inotify_overflows_total", T::kCounter, "inotify queue overflows.",
        &inputs::InputStats::inotify_overflows},
+      {"logsplice_input_rescans_total", T::kCounter, "Rescans of the globs.",
+       &inputs::InputStats::rescans},
+      {"logsplice_input_open_errors_total", T::kCounter, "Files that could not be opened.",
+       &inputs::InputStats::open_errors},
+      {"logsplice_input_retention_releases_total", T::kCounter,
+       "Rotated files released by retention before every sink had them.",
+       &inputs::InputStats::retention_releases},
   };
   for (const auto& m : input_metrics) {
-    metric(m.name, m.type, m.help);
+    b.family(m.name, m.help, m.type);
     for (const auto& t : tailers_) {
-      out << m.name << "{input=\"" << escapeLabel(t->config().name) << "\"} "
-          << t->stats().*(m.field) << '\n';
+      b.sample(m.name, {{"input", t->config().name}}, static_cast<double>(t->stats().*(m.field)));
     }
   }
-  metric("logsplice_input_polling", "gauge", "1 when stat polling serves the input.");
+  b.family("logsplice_input_polling", "1 when stat polling serves the input.", T::kGauge);
   for (const auto& t : tailers_) {
-    out << "logsplice_input_polling{input=\"" << escapeLabel(t->config().name) << "\"} "
-        << (t->stats().polling ? 1 : 0) << '\n';
+    b.sample("logsplice_input_polling", {{"input", t->config().name}}, t->stats().polling ? 1 : 0);
   }
 
   struct SinkMetric {
@@ -477,32 +474,37 @@ std::string Agent::metricsText() const {
       {"logsplice_sink_missed_bytes_total", "Bytes released by retention before delivery.",
        &outputs::SinkStats::missed_bytes},
   };
-  auto sinks = const_cast<Router&>(*router_).sinks();
+  auto sinks = router_->sinks();
   for (const auto& m : sink_metrics) {
-    metric(m.name, "counter", m.help);
+    b.family(m.name, m.help, T::kCounter);
     for (const outputs::Sink* s : sinks) {
-      out << m.name << "{sink=\"" << escapeLabel(s->name()) << "\"} " << s->stats().*(m.field)
-          << '\n';
+      b.sample(m.name, {{"sink", s->name()}}, static_cast<double>(s->stats().*(m.field)));
     }
   }
-  metric("logsplice_sink_up", "gauge", "1 when the sink can deliver.");
-  metric("logsplice_sink_state", "gauge", "The sink's state (1 for the current one).");
+  b.family("logsplice_sink_up", "1 when the sink can deliver.", T::kGauge);
   for (const outputs::Sink* s : sinks) {
-    bool up = s->state() == outputs::SinkState::kConnected;
-    out << "logsplice_sink_up{sink=\"" << escapeLabel(s->name()) << "\"} " << (up ? 1 : 0) << '\n';
-    out << "logsplice_sink_state{sink=\"" << escapeLabel(s->name()) << "\",state=\""
-        << outputs::sinkStateName(s->state()) << "\"} 1\n";
+    b.sample("logsplice_sink_up", {{"sink", s->name()}},
+             s->state() == outputs::SinkState::kConnected ? 1 : 0);
   }
-  metric("logsplice_file_delivered_bytes", "gauge", "Offset delivered per file and sink.");
-  metric("logsplice_file_lag_bytes", "gauge", "Bytes behind the file's complete end.");
-  router_->visit([&](const Router::FileSinkView& v) {
-    std::string labels = "{sink=\"" + escapeLabel(v.sink) + "\",input=\"" + escapeLabel(v.input) +
-                         "\",path=\"" + escapeLabel(v.path) + "\"}";
-    out << "logsplice_file_delivered_bytes" << labels << ' ' << v.delivered << '\n';
-    out << "logsplice_file_lag_bytes" << labels << ' '
-        << (v.end > v.delivered ? v.end - v.delivered : 0) << '\n';
-  });
-  return out.str();
+  b.family("logsplice_sink_state", "The sink's state (1 for the current one).", T::kGauge);
+  for (const outputs::Sink* s : sinks) {
+    b.sample("logsplice_sink_state", {{"sink", s->name()}, {"state", sinkStateName(s->state())}},
+             1);
+  }
+  std::vector<Router::FileSinkView> views;
+  router_->visit([&](const Router::FileSinkView& v) { views.push_back(v); });
+  b.family("logsplice_file_delivered_bytes", "Offset delivered per file and sink.", T::kGauge);
+  for (const auto& v : views) {
+    b.sample("logsplice_file_delivered_bytes",
+             {{"sink", v.sink}, {"input", v.input}, {"path", v.path}},
+             static_cast<double>(v.delivered));
+  }
+  b.family("logsplice_file_lag_bytes", "Bytes behind the file's complete end.", T::kGauge);
+  for (const auto& v : views) {
+    b.sample("logsplice_file_lag_bytes", {{"sink", v.sink}, {"input", v.input}, {"path", v.path}},
+             static_cast<double>(v.end > v.delivered ? v.end - v.delivered : 0));
+  }
+  return b.take();
 }
 
 }  // namespace logsplice::agent

@@ -99,7 +99,7 @@ outputs::Sink* Router::sink(const std::string& name) {
   return it == sinks_.end() ? nullptr : it->second.sink.get();
 }
 
-std::vector<outputs::Sink*> Router::sinks() {
+std::vector<outputs::Sink*> Router::sinks() const {
   std::vector<outputs::Sink*> out;
   for (auto& [name, slot] : sinks_) out.push_back(slot.sink.get());
   return out;

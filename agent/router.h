@@ -61,7 +61,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   // changed: keep their checkpoints, count nothing as missed.
   void detachInput(const std::string& input) { detached_inputs_.insert(input); }
   void attachInput(const std::string& input) { detached_inputs_.erase(input); }
-  std::vector<outputs::Sink*> sinks();
+  std::vector<outputs::Sink*> sinks() const;
   // How the router asks an input to re-check a rotated file once sinks caught up on it.
   void setPoke(std::function<void(inputs::Follower&)> poke) { poke_ = std::move(poke); }
   // Called when a file starts being followed: its identity should reach the checkpoint file
