@@ -27,6 +27,7 @@ struct RouterStats {
   uint64_t lockstep_fills = 0;  // of which fed two sinks or more with one splice + tee
   uint64_t demotions = 0;       // a sink came up short in a lockstep fill and left the group
   uint64_t copy_fallbacks = 0;  // files switched to read/write because splice was refused
+  uint64_t inline_fills = 0;    // fills run on the loop because their pages were cached
 };
 
 // For each followed file, the sinks its input is routed to, each with its own cursor into the
@@ -43,6 +44,9 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore& store);
   ~Router() override;
 
+  // Whether fills of cached pages may run on the loop (default). Off: every fill goes through
+  // the I/O thread (tests of fills in flight; benchmarks).
+  void setInlineFills(bool on) { inline_fills_ = on; }
   // Starts the I/O thread.
   sys::Error start();
   // Stops the I/O thread; fills still queued come back unrun.
@@ -153,6 +157,10 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   config::AgentConfig cfg_;
   CheckpointStore& store_;
   IoThread io_;
+  sys::Pipe loop_src_;  // the lockstep source pipe of fills run on the loop
+  sys::UniqueFd dev_null_;
+  std::vector<std::unique_ptr<FillJob>> inline_jobs_;
+  bool inline_fills_ = true;
   std::function<void(inputs::Follower&)> poke_;
   std::function<void()> on_new_file_;
   // Pokes wait for a zero-delay timer: a poke can close the follower (fileClosing erases its

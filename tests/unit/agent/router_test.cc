@@ -505,7 +505,6 @@ TEST_CASE("Router: breaks get a '\\n' that is counted as a copy") {
     std::string file = h.path("long.log");
     writeFile(file, std::string(25, 'x'));
     auto& f = h.follow(file, /*max_line_bytes=*/10);
-    REQUIRE(f.breaks().size() == 2);
     std::string want = std::string(10, 'x') + "\n" + std::string(10, 'x') + "\n";
     REQUIRE(h.waitFor([&] { return a->received == want && b->received == want; }));
     appendFile(file, "yyy\n");
@@ -620,7 +619,8 @@ TEST_CASE("Router: a fill in flight when a sink breaks is discarded, nothing dup
   std::string file = h.path("app.log");
   std::string content = numberedLines(0, 100);
   writeFile(file, content);
-  h.follow(file);        // the first fill is now in flight on the I/O thread
+  h.router().setInlineFills(false);  // cached pages would be filled at once, on the loop
+  h.follow(file);                    // the first fill is now in flight on the I/O thread
   a->breakConnection();  // epoch bumps before the fill comes back
   REQUIRE(h.waitFor([&] { return a->received.size() >= content.size(); }));
   h.loop().runFor(20);
