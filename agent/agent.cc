@@ -68,10 +68,6 @@ Agent::~Agent() {
 }
 
 sys::Error Agent::start() {
-  // One open-file budget for the followers of every input: min(agent.max_open_files, the soft
-  // RLIMIT_NOFILE raised to the hard one, less room for sockets, pipes and checkpoints).
-  inputs::configureProcessFdBudget(cfg_.agent.max_open_files,
-                                   64 + 4 * cfg_.outputs.size() + 2 * cfg_.inputs.size());
   store_ = std::make_unique<CheckpointStore>(cfg_.agent.data_dir);
   if (auto err = store_->prepare()) return err;
   if (auto err = store_->load()) {
@@ -452,14 +448,6 @@ std::string Agent::metricsText() const {
       {"logsplice_input_retention_releases_total", T::kCounter,
        "Rotated files released by retention before every sink had them.",
        &inputs::InputStats::retention_releases},
-      {"logsplice_input_files_open", T::kGauge, "Followed files holding an fd now.",
-       &inputs::InputStats::files_open},
-      {"logsplice_input_files_suspended", T::kGauge,
-       "Followed files idle and delivered, fd closed until they grow (max_open_files).",
-       &inputs::InputStats::files_suspended},
-      {"logsplice_input_files_waiting_for_fd", T::kGauge,
-       "Files waiting for a descriptor (budget spent, nothing idle).",
-       &inputs::InputStats::files_waiting_for_fd},
       {"logsplice_input_suspensions_total", T::kCounter,
        "Idle delivered files closed to stay under max_open_files.",
        &inputs::InputStats::suspensions},
