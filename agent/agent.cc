@@ -448,17 +448,6 @@ std::string Agent::metricsText() const {
       {"logsplice_input_retention_releases_total", T::kCounter,
        "Rotated files released by retention before every sink had them.",
        &inputs::InputStats::retention_releases},
-      {"logsplice_input_suspensions_total", T::kCounter,
-       "Idle delivered files closed to stay under max_open_files.",
-       &inputs::InputStats::suspensions},
-      {"logsplice_input_reopens_total", T::kCounter, "Suspended files reopened when they grew.",
-       &inputs::InputStats::reopens},
-      {"logsplice_input_fd_exhaustions_total", T::kCounter,
-       "EMFILE/ENFILE met while opening (files then wait for a descriptor).",
-       &inputs::InputStats::fd_exhaustions},
-      {"logsplice_input_skipped_symlinks_total", T::kCounter,
-       "Dangling symlinks and symlink loops matching the globs.",
-       &inputs::InputStats::skipped_symlinks},
   };
   for (const auto& m : input_metrics) {
     b.family(m.name, m.help, m.type);
