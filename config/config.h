@@ -34,10 +34,13 @@ struct AgentConfig {
 
 enum class StartAt { kEnd, kBeginning };
 
-// Bounds on how long and how much a rotated/deleted file is held open for lagging sinks.
+// Bounds on how long and how much a rotated/deleted file is held open for lagging sinks. Past
+// either, the file is closed and the lagging sinks miss the rest (counted, logged).
 struct RetentionConfig {
-  uint64_t max_bytes = 1ULL << 30;  // rotated_retention.max_bytes
-  Millis max_age{std::chrono::hours(1)};  // rotated_retention.max_age
+  // rotated_retention.max_bytes: applies to deleted files only (st_nlink 0), whose disk space
+  // only our open fd keeps; a renamed file pins nothing extra, so its size never releases it.
+  uint64_t max_bytes = 1ULL << 30;
+  Millis max_age{std::chrono::hours(1)};  // rotated_retention.max_age: rotated and deleted files
 };
 
 // One `inputs:` entry.

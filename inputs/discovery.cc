@@ -73,7 +73,8 @@ bool Discovery::isCandidate(const std::string& path) const {
   return false;
 }
 
-void Discovery::scan(const std::function<void(const std::string&)>& on_file) {
+int Discovery::scan(const std::function<void(const std::string&)>& on_file) {
+  fd_error_ = 0;
   std::set<std::string> ancestors;
   for (const auto& g : globs_) {
     struct stat st;
@@ -84,10 +85,11 @@ void Discovery::scan(const std::function<void(const std::string&)>& on_file) {
       ancestors.insert(dir);
       continue;
     }
-    g.expand([this](const std::string& dir) { watch(dir); },
-             [&](const std::string& path) {
-               if (!excluded(path)) on_file(path);
-             });
+    int err = g.expand([this](const std::string& dir) { watch(dir); },
+                       [&](const std::string& path) {
+                         if (!excluded(path)) on_file(path);
+                       });
+    if (err != 0) fd_error_ = err;
   }
   for (const auto& dir : ancestors) watch(dir);
   for (const auto& dir : ancestors_) {
@@ -100,6 +102,7 @@ void Discovery::scan(const std::function<void(const std::string&)>& on_file) {
     }
   }
   ancestors_ = std::move(ancestors);
+  return fd_error_;
 }
 
 void Discovery::watchExtra(const std::string& dir) {
@@ -149,6 +152,7 @@ void Discovery::watch(const std::string& dir) {
     }
   }
   sys::Error err = pollBackend().watchDir(dir);
+  if (err.sysErrno() == EMFILE || err.sysErrno() == ENFILE) fd_error_ = err.sysErrno();
   if (!err.isOk()) spdlog::debug("input '{}': not polling {}: {}", cfg_.name, dir, err.toString());
 }
 

@@ -42,8 +42,10 @@ class Discovery : public WatchHandler {
   // Compiles the patterns; an error names the bad one.
   sys::Error init();
   // Expands every glob: watches directories (new ones too) and calls on_file for each
-  // candidate file. Missing directories are not errors.
-  void scan(const std::function<void(const std::string& path)>& on_file);
+  // candidate file. Missing directories are not errors. Returns 0, or EMFILE/ENFILE when a
+  // directory could not be listed or polled for want of descriptors: the scan is incomplete
+  // and must be retried once descriptors are free.
+  int scan(const std::function<void(const std::string& path)>& on_file);
   // Whether `path` matches a glob and no exclude pattern.
   bool isCandidate(const std::string& path) const;
   bool excluded(const std::string& path) const;
@@ -79,6 +81,7 @@ class Discovery : public WatchHandler {
   std::set<std::string> ancestors_;  // watched only to see a missing root appear
   bool started_ = false;
   bool warned_no_space_ = false;
+  int fd_error_ = 0;  // EMFILE/ENFILE met by the scan in progress
 };
 
 }  // namespace logsplice::inputs

@@ -32,6 +32,16 @@ void Follower::markRotated(uint64_t now_ms) {
   left_live_ms_ = now_ms;
 }
 
+void Follower::resume(sys::UniqueFd fd) {
+  fd_ = std::make_shared<sys::UniqueFd>(std::move(fd));
+}
+
+bool Follower::changedSince(const struct stat& st) const {
+  uint64_t size = st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  return size != size_ || st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != stamp_ns_[0] ||
+         st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec != stamp_ns_[1];
+}
+
 bool Follower::flushPartialLine() {
   if (size_ <= complete_end_) return false;
   complete_end_ = size_;

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstdint>
 #include <memory>
 #include <set>
@@ -87,6 +89,18 @@ class Follower {
   uint64_t lastChangeMs() const { return last_change_ms_; }
   // When the follower left kLive (0 while live).
   uint64_t leftLiveMs() const { return left_live_ms_; }
+
+  // Suspension, to stay under the open-file budget: the tailer closes the fd of an idle file
+  // every sink has caught up on, and reopens it by path when the file changes. Meanwhile fd()
+  // is -1, refresh() does nothing and size, completeEnd and identity keep their last values.
+  // A fill job still holding sharedFd() keeps the file open (none exists for a drained file).
+  void suspend() { fd_.reset(); }
+  bool suspended() const { return fd_ == nullptr; }
+  // `fd` is this file again (the caller checked the inode); the next refresh() measures it.
+  void resume(sys::UniqueFd fd);
+  // Whether a stat of the file (by path, while suspended) shows a change since the last
+  // refresh: another size, mtime or ctime.
+  bool changedSince(const struct stat& st) const;
 
  protected:
   Follower() = default;

@@ -53,6 +53,13 @@ std::vector<uint64_t> FollowerTable::byRealPath(const std::string& path) const {
   return out;
 }
 
+std::string FollowerTable::realPathOf(const Follower& f) const {
+  for (const auto& [path, id] : by_real_path_) {
+    if (id == f.id()) return path;
+  }
+  return f.path();
+}
+
 std::vector<uint64_t> FollowerTable::ids() const {
   std::vector<uint64_t> out;
   out.reserve(followers_.size());

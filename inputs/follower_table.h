@@ -36,6 +36,8 @@ class FollowerTable {
   Follower* byInode(const InodeKey& key) const;
   Follower* liveAt(const std::string& path) const;
   std::vector<uint64_t> byRealPath(const std::string& path) const;
+  // The resolved target of a symlinked follower's path; its own path otherwise.
+  std::string realPathOf(const Follower& f) const;
   std::vector<uint64_t> ids() const;
   size_t size() const { return followers_.size(); }
 

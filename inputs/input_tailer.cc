@@ -15,9 +15,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "inputs/discovery.h"
-#include "inputs/follower_table.h"
-#include "inputs/owned_uv_handle.h"
+#include "inputs/input_tailer_impl.h"
+#include "inputs/line_end.h"
 
 namespace logsplice::inputs {
 namespace {
@@ -42,78 +41,17 @@ const char* stateName(Follower::State s) {
 
 }  // namespace
 
-// The tailer's state and logic; see input_tailer.h. Loop thread only. Observer callbacks may
-// call poke() re-entrantly: work that could close a follower is deferred until the outermost
-// entry point (event batch, timer, start, poke) unwinds, so no follower is destroyed while a
-// frame below still uses it.
-class InputTailer::Impl : public DiscoveryHandler {
- public:
-  Impl(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer)
-      : loop_(loop), cfg_(cfg), observer_(observer), discovery_(loop, cfg_, *this) {}
+InputTailer::Impl::Impl(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer,
+                        FdBudget& budget)
+    : loop_(loop), cfg_(cfg), observer_(observer), budget_(budget), discovery_(loop, cfg_, *this) {
+  budget_.attach(this);
+}
 
-  sys::Error start(bool at_startup, const std::vector<KnownFile>& known);
-  void stop();
-  void close(std::function<void()> on_closed);
-  void poke(const Follower& f);
-
-  void entriesChanged(const std::vector<WatchHandler::Event>& events) override;
-  void rescanNeeded(bool overflow) override;
-
-  const config::InputConfig& config() const { return cfg_; }
-  const InputStats& stats() const { return stats_; }
-  Discovery& discovery() { return discovery_; }
-
- private:
-  // Marks an entry point; the outermost one runs the deferred close checks on the way out.
-  class Entry {
-   public:
-    explicit Entry(Impl& impl) : impl_(impl) { ++impl_.depth_; }
-    ~Entry() {
-      if (impl_.depth_ == 1) impl_.runDeferred();
-      --impl_.depth_;
-    }
-
-   private:
-    Impl& impl_;
-  };
-
-  uint64_t now() {
-    uv_update_time(loop_);
-    return uv_now(loop_);
-  }
-  void rescan(uint64_t now);
-  void handlePath(const std::string& path, bool removed, uint64_t now);
-  void consider(const std::string& path, bool from_scan, uint64_t now, std::set<InodeKey>* seen);
-  Follower* openFollower(const std::string& path, Follower::State state, bool from_scan,
-                         uint64_t now);
-  void openKnown(const KnownFile& k, uint64_t now);
-  void checkLive(Follower& f, uint64_t now);
-  void refreshAndApply(Follower& f, uint64_t now) { apply(f, f.refresh(sys_, now)); }
-  void apply(Follower& f, const Follower::Change& c);
-  void refreshNonLive(uint64_t now);
-  void noteOpenError(const std::string& path, int err);
-  void onTick();
-  void checkClose(uint64_t id, uint64_t now);
-  void closeFollower(uint64_t id, bool retention, uint64_t now);
-  void runDeferred();
-  uint64_t tickMs() const;
-
-  uv_loop_t* loop_;
-  config::InputConfig cfg_;
-  FileObserver& observer_;
-  sys::SysCalls& sys_ = sys::SysCalls::real();
-  InputStats stats_;
-  FollowerTable table_;
-  Discovery discovery_;
-  OwnedUvHandle<uv_timer_t> tick_;          // rotated/deleted refresh, partial lines, closing
-  OwnedUvHandle<uv_timer_t> rescan_;        // safety-net rescan every rescan_interval
-  std::map<std::string, int> open_errors_;  // path -> errno already logged
-  std::set<uint64_t> deferred_;             // follower ids to re-check for closing
-  int depth_ = 0;
-  bool started_ = false;
-  bool closing_ = false;
-  bool startup_scan_ = false;
-};
+InputTailer::Impl::~Impl() {
+  budget_.detach(this);
+  // Followers still open (close() was not called) give their units back as the table goes.
+  while (held_fds_ > 0) releaseFd();
+}
 
 uint64_t InputTailer::Impl::tickMs() const {
   auto shortest = std::min(cfg_.partial_line_timeout, cfg_.rotate_wait).count() / 4;
@@ -125,6 +63,7 @@ sys::Error InputTailer::Impl::start(bool at_startup, const std::vector<KnownFile
   if (sys::Error err = discovery_.init()) return err;
   int rc = tick_.init([this](uv_timer_t* t) { return uv_timer_init(loop_, t); }, this);
   if (rc == 0) rc = rescan_.init([this](uv_timer_t* t) { return uv_timer_init(loop_, t); }, this);
+  if (rc == 0) rc = fd_retry_.init([this](uv_timer_t* t) { return uv_timer_init(loop_, t); }, this);
   if (rc != 0) return sys::Error::io(std::string("uv_timer_init: ") + uv_strerror(rc));
   started_ = true;
   Entry entry(*this);
@@ -149,6 +88,7 @@ void InputTailer::Impl::stop() {
   discovery_.stop();
   if (tick_) uv_timer_stop(tick_.get());
   if (rescan_) uv_timer_stop(rescan_.get());
+  if (fd_retry_) uv_timer_stop(fd_retry_.get());
 }
 
 void InputTailer::Impl::close(std::function<void()> on_closed) {
@@ -156,17 +96,27 @@ void InputTailer::Impl::close(std::function<void()> on_closed) {
   closing_ = true;
   stop();
   deferred_.clear();
+  waiting_opens_.clear();
+  waiting_paths_.clear();
+  waiting_resumes_.clear();
+  waiting_resume_ids_.clear();
+  waiting_known_.clear();
+  rescan_wanted_ = false;
   for (uint64_t id : table_.ids()) {
     observer_.fileClosing(*table_.byId(id));
-    table_.remove(id);
+    std::unique_ptr<Follower> owned = table_.remove(id);
+    if (owned && !owned->suspended()) releaseFd();
   }
-  stats_.files_followed = 0;
-  auto pending = std::make_shared<int>(3);
+  suspended_count_ = 0;
+  budget_.detach(this);
+  syncGauges();
+  auto pending = std::make_shared<int>(4);
   auto done = [pending, cb = std::move(on_closed)]() {
     if (--*pending == 0 && cb) cb();
   };
   tick_.close(done);
   rescan_.close(done);
+  fd_retry_.close(done);
   discovery_.close(done);
 }
 
@@ -205,7 +155,7 @@ void InputTailer::Impl::rescanNeeded(bool overflow) {
 void InputTailer::Impl::rescan(uint64_t now) {
   std::set<InodeKey> seen;
   std::set<std::string> seen_paths;
-  discovery_.scan([&](const std::string& path) {
+  int fd_err = discovery_.scan([&](const std::string& path) {
     seen_paths.insert(path);
     consider(path, true, now, &seen);
   });
@@ -218,11 +168,19 @@ void InputTailer::Impl::rescan(uint64_t now) {
       refreshAndApply(*f, now);
     }
   }
+  stats_.polling = discovery_.polling();
+  if (fd_err != 0) {
+    // Some directory could not be listed: the scan saw only part of the files. Nothing is
+    // pruned on its word; it runs again once descriptors are free.
+    noteFdShortage(fd_err, "listing the watched directories");
+    rescan_wanted_ = true;
+    armRetry();
+    return;
+  }
   table_.pruneFinished(seen);
   for (auto it = open_errors_.begin(); it != open_errors_.end();) {
     it = seen_paths.count(it->first) ? std::next(it) : open_errors_.erase(it);
   }
-  stats_.polling = discovery_.polling();
 }
 
 void InputTailer::Impl::entriesChanged(const std::vector<WatchHandler::Event>& events) {
@@ -254,7 +212,10 @@ void InputTailer::Impl::entriesChanged(const std::vector<WatchHandler::Event>& e
     struct stat st;
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     if (table_.byInode(keyOf(st)) != nullptr || table_.finished(keyOf(st)) != nullptr) continue;
-    openFollower(path, Follower::State::kRotated, false, t);
+    OpenRequest req;
+    req.path = path;
+    req.state = Follower::State::kRotated;
+    openFollower(req, t);
   }
   refreshNonLive(t);
   stats_.polling = discovery_.polling();
@@ -276,11 +237,27 @@ void InputTailer::Impl::handlePath(const std::string& path, bool removed, uint64
 
 void InputTailer::Impl::consider(const std::string& path, bool from_scan, uint64_t now,
                                  std::set<InodeKey>* seen) {
+  OpenRequest req;
+  req.path = path;
+  req.from_scan = from_scan;
+  req.at_startup = startup_scan_;
+  considerRequest(std::move(req), now, seen);
+}
+
+void InputTailer::Impl::considerRequest(OpenRequest req, uint64_t now, std::set<InodeKey>* seen) {
+  const std::string& path = req.path;
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    struct stat lst;
+    if (err == ELOOP ||
+        (err == ENOENT && ::lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))) {
+      noteSkippedLink(path, err);
+      return;
+    }
     // Gone between the listing (or event) and now: normal during rotation. Reported only when
     // a scan listed it, and then once.
-    if (from_scan && errno != ENOENT) noteOpenError(path, errno);
+    if (req.from_scan && err != ENOENT) noteOpenError(path, err);
     return;
   }
   if (!S_ISREG(st.st_mode)) return;  // FIFOs, devices, directories are not tailed
@@ -292,14 +269,30 @@ void InputTailer::Impl::consider(const std::string& path, bool from_scan, uint64
   }
   // Another file now has the name of a live follower: that one was rotated away first.
   if (Follower* f = table_.liveAt(path)) checkLive(*f, now);
-  openFollower(path, Follower::State::kLive, from_scan, now);
+  if (req.at_startup) {
+    req.startup_size = std::min<uint64_t>(req.startup_size, static_cast<uint64_t>(st.st_size));
+  }
+  openFollower(req, now);
 }
 
-Follower* InputTailer::Impl::openFollower(const std::string& path, Follower::State state,
-                                          bool from_scan, uint64_t now) {
+Follower* InputTailer::Impl::openFollower(const OpenRequest& req, uint64_t now) {
+  const std::string& path = req.path;
+  FdGrant grant = acquireFd();
+  if (!grant) {
+    waitForFd(req);
+    return nullptr;
+  }
   int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (raw < 0) {
-    if (from_scan || errno != ENOENT) noteOpenError(path, errno);
+    int err = errno;
+    grant.reset();
+    if (isFdShortage(err)) {
+      // Not "cannot open": the process is out of descriptors. Retried once one frees up.
+      noteFdShortage(err, path);
+      waitForFd(req);
+      return nullptr;
+    }
+    if (req.from_scan || err != ENOENT) noteOpenError(path, err);
     return nullptr;
   }
   sys::UniqueFd fd(raw);
@@ -335,8 +328,9 @@ Follower* InputTailer::Impl::openFollower(const std::string& path, Follower::Sta
   }
   auto owned = std::make_unique<Follower>(Follower::nextId(), path, cfg_.name, *identity,
                                           std::move(fd), cfg_.copy, cfg_.max_line_bytes, now);
-  if (state != Follower::State::kLive) owned->markRotated(now);
+  if (req.state != Follower::State::kLive) owned->markRotated(now);
   Follower& f = table_.add(std::move(owned), real_path);
+  holdFd(grant);
   uint64_t id = f.id();
   if (real_path != path) discovery_.watchExtra(dirName(real_path));
   ++stats_.files_discovered;
@@ -353,11 +347,16 @@ Follower* InputTailer::Impl::openFollower(const std::string& path, Follower::Sta
   if (resume > 0) {
     f.breakAt(resume);
     default_start = resume;
-  } else if (startup_scan_ && cfg_.start_at == config::StartAt::kEnd &&
-             state == Follower::State::kLive) {
+  } else if (req.at_startup && cfg_.start_at == config::StartAt::kEnd &&
+             req.state == Follower::State::kLive) {
     // The end of the last complete line, not the size: a line being written at start-up is
-    // shipped whole once its newline arrives.
+    // shipped whole once its newline arrives. A file that waited for an fd ships what was
+    // appended since the start-up scan saw it.
     default_start = f.completeEnd();
+    if (req.startup_size < f.size()) {
+      auto end = findLastLineEnd(sys_, f.fd(), 0, req.startup_size);
+      if (end.ok()) default_start = std::min(default_start, *end);
+    }
   }
   spdlog::info("input '{}': following {} ({}, {}) from offset {} of {}", cfg_.name, path,
                f.identity().toString(), stateName(f.state()), default_start, f.size());
@@ -373,7 +372,14 @@ void InputTailer::Impl::openKnown(const KnownFile& k, uint64_t now) {
   }
   std::string dir = dirName(k.path);
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return;
+  if (d == nullptr) {
+    int err = errno;
+    if (isFdShortage(err)) {
+      noteFdShortage(err, dir);
+      waitForFd(k);
+    }
+    return;
+  }
   std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
     if (e->d_ino == k.identity.ino) names.emplace_back(e->d_name);
@@ -382,18 +388,31 @@ void InputTailer::Impl::openKnown(const KnownFile& k, uint64_t now) {
   for (const auto& name : names) {
     std::string path = joinPath(dir, name);
     sys::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd && isFdShortage(errno)) {
+      noteFdShortage(errno, path);
+      waitForFd(k);
+      return;
+    }
     if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
     if (keyOf(st) != FollowerTable::keyOf(k.identity)) continue;
     auto same = stillMatches(fd.get(), st, k.identity);
     if (!same.ok() || !*same) continue;
     spdlog::info("input '{}': {} was rotated to {} while stopped; draining it", cfg_.name, k.path,
                  path);
-    openFollower(path, Follower::State::kRotated, false, now);
+    fd.reset();
+    OpenRequest req;
+    req.path = path;
+    req.state = Follower::State::kRotated;
+    openFollower(req, now);
     return;
   }
 }
 
 void InputTailer::Impl::checkLive(Follower& f, uint64_t now) {
+  if (f.suspended()) {
+    checkSuspended(f, now);
+    return;
+  }
   refreshAndApply(f, now);
   if (f.state() != Follower::State::kLive) return;
   struct stat st;
@@ -448,6 +467,22 @@ void InputTailer::Impl::noteOpenError(const std::string& path, int err) {
                path, std::strerror(err));
 }
 
+void InputTailer::Impl::noteSkippedLink(const std::string& path, int err) {
+  auto it = open_errors_.find(path);
+  if (it != open_errors_.end() && it->second == err) return;
+  open_errors_[path] = err;
+  ++stats_.skipped_symlinks;
+  if (err == ELOOP) {
+    spdlog::warn("input '{}': skipping {}: a symlink loop ({}); it is not followed", cfg_.name,
+                 path, std::strerror(err));
+  } else {
+    spdlog::info(
+        "input '{}': skipping {}: a dangling symlink (its target does not exist); it is "
+        "followed once the target appears",
+        cfg_.name, path);
+  }
+}
+
 void InputTailer::Impl::onTick() {
   if (closing_) return;
   Entry entry(*this);
@@ -473,6 +508,11 @@ void InputTailer::Impl::onTick() {
 void InputTailer::Impl::checkClose(uint64_t id, uint64_t now) {
   Follower* f = table_.byId(id);
   if (f == nullptr || f->state() == Follower::State::kLive) return;
+  if (f->suspended()) {
+    // Rotated while suspended and found with nothing new, or gone: nothing is left to read.
+    if (waiting_resume_ids_.count(id) == 0) closeFollower(id, false, now);
+    return;
+  }
   uint64_t idle_since = std::max(f->lastChangeMs(), f->leftLiveMs());
   bool idle = now - idle_since >= static_cast<uint64_t>(cfg_.rotate_wait.count());
   if (idle && f->flushPartialLine()) {
@@ -485,9 +525,12 @@ void InputTailer::Impl::checkClose(uint64_t id, uint64_t now) {
     closeFollower(id, false, now);
     return;
   }
+  // A renamed file pins no extra disk (it is still there under its new name), so releasing it
+  // early would only lose lines: the byte limit applies to deleted files, whose space our fd
+  // holds; the age limit to both.
   const auto& ret = cfg_.rotated_retention;
-  if (f->size() > ret.max_bytes ||
-      now - f->leftLiveMs() >= static_cast<uint64_t>(ret.max_age.count())) {
+  bool too_big = f->state() == Follower::State::kDeleted && f->size() > ret.max_bytes;
+  if (too_big || now - f->leftLiveMs() >= static_cast<uint64_t>(ret.max_age.count())) {
     closeFollower(id, true, now);
   }
 }
@@ -497,19 +540,31 @@ void InputTailer::Impl::closeFollower(uint64_t id, bool retention, uint64_t now)
   if (f == nullptr) return;
   if (retention) {
     ++stats_.retention_releases;
+    bool by_size =
+        f->state() == Follower::State::kDeleted && f->size() > cfg_.rotated_retention.max_bytes;
     spdlog::warn(
         "input '{}': releasing {} {} ({} bytes, {} ms since it left its name) before "
-        "every sink drained it: rotated_retention exceeded",
-        cfg_.name, stateName(f->state()), f->path(), f->size(), now - f->leftLiveMs());
+        "every sink drained it: rotated_retention.{} exceeded",
+        cfg_.name, stateName(f->state()), f->path(), f->size(), now - f->leftLiveMs(),
+        by_size ? "max_bytes" : "max_age");
   } else {
     spdlog::info("input '{}': closing {} {} ({} bytes shipped)", cfg_.name, stateName(f->state()),
                  f->path(), f->size());
   }
   observer_.fileClosing(*f);
   std::unique_ptr<Follower> owned = table_.remove(id);
-  struct stat st;
-  if (owned && owned->fd() >= 0 && ::fstat(owned->fd(), &st) == 0 && st.st_nlink > 0) {
+  if (!owned) return;
+  if (owned->suspended()) {
+    if (suspended_count_ > 0) --suspended_count_;
+    // Its inode may still be on disk under a name the globs match: never ship it twice. The
+    // next full scan forgets it if it is nowhere.
     table_.rememberFinished(owned->identity(), owned->size());
+  } else {
+    struct stat st;
+    if (::fstat(owned->fd(), &st) == 0 && st.st_nlink > 0) {
+      table_.rememberFinished(owned->identity(), owned->size());
+    }
+    releaseFd();
   }
   stats_.files_followed = table_.size();
 }
@@ -517,7 +572,11 @@ void InputTailer::Impl::closeFollower(uint64_t id, bool retention, uint64_t now)
 // ---- InputTailer: forwards to Impl. ----
 
 InputTailer::InputTailer(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer)
-    : impl_(std::make_unique<Impl>(loop, cfg, observer)) {}
+    : InputTailer(loop, cfg, observer, FdBudget::process()) {}
+
+InputTailer::InputTailer(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer,
+                         FdBudget& budget)
+    : impl_(std::make_unique<Impl>(loop, cfg, observer, budget)) {}
 
 InputTailer::~InputTailer() = default;
 

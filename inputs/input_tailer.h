@@ -10,6 +10,7 @@
 
 #include "agent/sys/error.h"
 #include "config/config.h"
+#include "inputs/fd_budget.h"
 #include "inputs/file_identity.h"
 #include "inputs/file_observer.h"
 
@@ -36,15 +37,35 @@ struct InputStats {
   uint64_t open_errors = 0;
   uint64_t retention_releases = 0;
   bool polling = false;  // gauge: stat polling serves (some of) this input
+  // The open-file budget (agent.max_open_files, FdBudget).
+  uint64_t files_open = 0;            // gauge: followers holding an fd now
+  uint64_t files_suspended = 0;       // gauge: followed, fd closed until the file changes
+  uint64_t files_waiting_for_fd = 0;  // gauge: files (new or suspended) queued for an fd
+  uint64_t suspensions = 0;           // idle drained files closed to free an fd
+  uint64_t reopens = 0;               // suspended files reopened by path
+  uint64_t fd_exhaustions = 0;        // EMFILE/ENFILE met (then treated as a spent budget)
+  uint64_t skipped_symlinks = 0;      // dangling symlinks and symlink loops matching the globs
 };
 
 // Everything one `inputs:` entry does: expands its globs, watches the directories (inotify via
 // uv_poll, stat polling as fallback), opens a Follower per matching file and reports to the
 // FileObserver. Loop thread only; the loop and the observer must outlive it. Verbs as libuv:
 // start, stop, close.
+//
+// File descriptors: each open follower holds one unit of `budget` (shared by every input of the
+// process). Beyond it, the least recently active live files that the observer reports drained
+// are suspended (fd closed, still followed: Follower::fd() is -1) and reopened by path and
+// identity when their directory reports a change (or a rescan sees one); if one was rotated
+// meanwhile it is found again by inode in its directory. Files that cannot get an fd (budget
+// spent with nothing idle, or EMFILE/ENFILE) wait in a queue and are opened as soon as one
+// frees up: never dropped.
 class InputTailer {
  public:
+  // Uses FdBudget::process(): unlimited unless the agent configured it.
   InputTailer(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer);
+  // `budget` must outlive the tailer.
+  InputTailer(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer,
+              FdBudget& budget);
   ~InputTailer();
   InputTailer(const InputTailer&) = delete;
   InputTailer& operator=(const InputTailer&) = delete;

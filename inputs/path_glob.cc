@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 
 namespace logsplice::inputs {
 
@@ -124,18 +125,20 @@ bool PathGlob::couldContain(const std::string& dir) const {
                      [this](size_t i) { return i < components_.size(); });
 }
 
-void PathGlob::expand(const std::function<void(const std::string&)>& on_dir,
-                      const std::function<void(const std::string&)>& on_file) const {
+int PathGlob::expand(const std::function<void(const std::string&)>& on_dir,
+                     const std::function<void(const std::string&)>& on_file) const {
   std::vector<size_t> states{0};
   closure(states);
   std::vector<std::pair<dev_t, ino_t>> seen;
-  walk(root_, states, seen, on_dir, on_file);
+  int fd_error = 0;
+  walk(root_, states, seen, on_dir, on_file, fd_error);
+  return fd_error;
 }
 
 void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
                     std::vector<std::pair<dev_t, ino_t>>& seen,
                     const std::function<void(const std::string&)>& on_dir,
-                    const std::function<void(const std::string&)>& on_file) const {
+                    const std::function<void(const std::string&)>& on_file, int& fd_error) const {
   struct stat dst;
   if (::stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) return;
   auto key = std::make_pair(dst.st_dev, dst.st_ino);
@@ -147,13 +150,20 @@ void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
     std::vector<size_t> next = step(states, name);
     if (next.empty()) return;
     std::string child = joinPath(dir, name);
+    bool names_file = std::find(next.begin(), next.end(), components_.size()) != next.end();
     struct stat st;
-    if (::stat(child.c_str(), &st) != 0) return;  // vanished or dangling link
+    if (::stat(child.c_str(), &st) != 0) {
+      // Vanished since the listing: dropped. A dangling symlink (ENOENT, but the link itself
+      // is there) or a symlink loop (ELOOP): passed on, so the caller says why it skips it.
+      int err = errno;
+      if (names_file && (err != ENOENT || ::lstat(child.c_str(), &st) == 0)) on_file(child);
+      return;
+    }
     if (S_ISDIR(st.st_mode)) {
       bool deeper = std::any_of(next.begin(), next.end(),
                                 [this](size_t i) { return i < components_.size(); });
-      if (deeper) walk(child, next, seen, on_dir, on_file);
-    } else if (std::find(next.begin(), next.end(), components_.size()) != next.end()) {
+      if (deeper) walk(child, next, seen, on_dir, on_file, fd_error);
+    } else if (names_file) {
       on_file(child);
     }
   };
@@ -169,7 +179,10 @@ void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
     return;
   }
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return;
+  if (d == nullptr) {
+    if (errno == EMFILE || errno == ENFILE) fd_error = errno;
+    return;
+  }
   std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;

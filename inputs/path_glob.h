@@ -34,10 +34,13 @@ class PathGlob {
   // Walks the filesystem from the root. Calls on_dir(dir) for every directory in which a match
   // can appear (itself or deeper), before listing it, so a watch added there sees entries that
   // appear after the listing; then on_file(path) for each matching non-directory entry
-  // (symlinks followed; directory loops through symlinks are cut by (dev, ino)). Missing or
-  // unreadable directories are skipped silently: a later event or rescan finds them.
-  void expand(const std::function<void(const std::string& dir)>& on_dir,
-              const std::function<void(const std::string& path)>& on_file) const;
+  // (symlinks followed; directory loops through symlinks are cut by (dev, ino)). A matching
+  // name that cannot be stat()ed (a dangling symlink, a symlink loop) is passed to on_file
+  // too, so the caller can say why it is skipped. Missing or unreadable directories are
+  // skipped silently: a later event or rescan finds them. Returns 0, or EMFILE/ENFILE when a
+  // directory could not be listed for want of descriptors (the expansion is incomplete: retry).
+  int expand(const std::function<void(const std::string& dir)>& on_dir,
+             const std::function<void(const std::string& path)>& on_file) const;
 
  private:
   PathGlob() = default;
@@ -48,7 +51,7 @@ class PathGlob {
   void walk(const std::string& dir, std::vector<size_t> states,
             std::vector<std::pair<dev_t, ino_t>>& seen,
             const std::function<void(const std::string&)>& on_dir,
-            const std::function<void(const std::string&)>& on_file) const;
+            const std::function<void(const std::string&)>& on_file, int& fd_error) const;
 
   std::string pattern_;
   std::string root_;

@@ -79,6 +79,8 @@ void PollWatcher::pollOnce() {
   for (auto& [dir, old_snap] : dirs_) {
     Snapshot snap;
     if (!snapshot(dir, snap)) {
+      // Out of descriptors is not "the directory went away": keep it and look again next time.
+      if (errno == EMFILE || errno == ENFILE) continue;
       gone.push_back(dir);
       events.push_back({dir, "", WatchHandler::Kind::kRemoved, true, 0});
       continue;

@@ -193,7 +193,9 @@ TEST_CASE("tailer: rotated_retention releases a file nobody drains", "[tailer]")
   REQUIRE(loop.waitFor([&] { return obs.records.begin()->second.closed; }));
   CHECK(run->stats().retention_releases == 1);
 
-  SECTION("by size") {
+  SECTION("by size: deleted files only") {
+    // A renamed file pins no extra disk: max_bytes does not release it. Once deleted, its
+    // space is held by our fd alone, and the byte limit applies.
     auto cfg2 = testConfig("t2", {dir.path() + "/*.big"});
     cfg2.rotated_retention.max_bytes = 10;
     RecordingObserver obs2;
@@ -202,7 +204,12 @@ TEST_CASE("tailer: rotated_retention releases a file nobody drains", "[tailer]")
     append(dir / "x.big", "more than ten bytes\n");
     REQUIRE(loop.waitFor([&] { return obs2.records.size() == 1; }));
     REQUIRE(::rename((dir / "x.big").c_str(), (dir / "x.old").c_str()) == 0);
+    loop.runFor(300);  // several ticks past rotate_wait: still held for the dead sink
+    CHECK_FALSE(obs2.records.begin()->second.closed);
+    CHECK(run2->stats().retention_releases == 0);
+    REQUIRE(::unlink((dir / "x.old").c_str()) == 0);
     REQUIRE(loop.waitFor([&] { return obs2.records.begin()->second.closed; }));
+    CHECK(obs2.records.begin()->second.state_at_close == Follower::State::kDeleted);
     CHECK(run2->stats().retention_releases == 1);
   }
 }

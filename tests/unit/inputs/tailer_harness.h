@@ -219,8 +219,11 @@ inline config::InputConfig testConfig(const std::string& name, std::vector<std::
 class TailerRun {
  public:
   TailerRun(Loop& loop, const config::InputConfig& cfg, RecordingObserver& obs,
-            bool at_startup = true, const std::vector<KnownFile>& known = {})
-      : loop_(loop), tailer_(std::make_unique<InputTailer>(loop.get(), cfg, obs)) {
+            bool at_startup = true, const std::vector<KnownFile>& known = {},
+            FdBudget* budget = nullptr)
+      : loop_(loop),
+        tailer_(budget != nullptr ? std::make_unique<InputTailer>(loop.get(), cfg, obs, *budget)
+                                  : std::make_unique<InputTailer>(loop.get(), cfg, obs)) {
     sys::Error err = tailer_->start(at_startup, known);
     INFO(err.toString());
     REQUIRE(err.isOk());
