@@ -68,6 +68,10 @@ Agent::~Agent() {
 }
 
 sys::Error Agent::start() {
+  // One open-file budget for the followers of every input: min(agent.max_open_files, the soft
+  // RLIMIT_NOFILE raised to the hard one, less room for sockets, pipes and checkpoints).
+  inputs::configureProcessFdBudget(cfg_.agent.max_open_files,
+                                   64 + 4 * cfg_.outputs.size() + 2 * cfg_.inputs.size());
   store_ = std::make_unique<CheckpointStore>(cfg_.agent.data_dir);
   if (auto err = store_->prepare()) return err;
   if (auto err = store_->load()) {
@@ -448,6 +452,25 @@ std::string Agent::metricsText() const {
       {"logsplice_input_retention_releases_total", T::kCounter,
        "Rotated files released by retention before every sink had them.",
        &inputs::InputStats::retention_releases},
+      {"logsplice_input_files_open", T::kGauge, "Followed files holding an fd now.",
+       &inputs::InputStats::files_open},
+      {"logsplice_input_files_suspended", T::kGauge,
+       "Followed files idle and delivered, fd closed until they grow (max_open_files).",
+       &inputs::InputStats::files_suspended},
+      {"logsplice_input_files_waiting_for_fd", T::kGauge,
+       "Files waiting for a descriptor (budget spent, nothing idle).",
+       &inputs::InputStats::files_waiting_for_fd},
+      {"logsplice_input_suspensions_total", T::kCounter,
+       "Idle delivered files closed to stay under max_open_files.",
+       &inputs::InputStats::suspensions},
+      {"logsplice_input_reopens_total", T::kCounter, "Suspended files reopened when they grew.",
+       &inputs::InputStats::reopens},
+      {"logsplice_input_fd_exhaustions_total", T::kCounter,
+       "EMFILE/ENFILE met while opening (files then wait for a descriptor).",
+       &inputs::InputStats::fd_exhaustions},
+      {"logsplice_input_skipped_symlinks_total", T::kCounter,
+       "Dangling symlinks and symlink loops matching the globs.",
+       &inputs::InputStats::skipped_symlinks},
   };
   for (const auto& m : input_metrics) {
     b.family(m.name, m.help, m.type);
