@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 
 #include "inputs/line_end.h"
@@ -28,6 +29,9 @@ bool residentNow(int fd, uint64_t offset) {
   ssize_t r = ::preadv2(fd, &v, 1, static_cast<off_t>(offset), RWF_NOWAIT);
   return r >= 0 || errno != EAGAIN;
 }
+
+constexpr int64_t kRefreshEntrySeconds = 3600;
+constexpr int64_t kExpireEntrySeconds = 24 * 3600;
 
 bool isLive(const inputs::Follower* f) {
   return f && f->state() == inputs::Follower::State::kLive;
@@ -69,7 +73,37 @@ sys::Error Router::addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std:
   SinkSlot& slot = sinks_[name];
   slot.sink = std::move(sink);
   slot.inputs.insert(inputs.begin(), inputs.end());
-  return slot.sink->start();
+  if (auto err = slot.sink->start()) return err;
+  checkPipeBudget(*slot.sink);
+  return sys::Error::ok();
+}
+
+void Router::checkPipeBudget(const outputs::Sink& sink) {
+  // Pipe memory is a per-user budget (pipe-user-pages-soft); past it the kernel silently hands
+  // out 8 KiB pipes (KERNEL-NOTES 1.5). The capacity was read back with F_GETPIPE_SZ.
+  size_t got = sink.pipe().capacity();
+  if (got < cfg_.pipe_bytes) {
+    spdlog::warn(
+        "output '{}': its pipe holds {} bytes, not the {} asked (pipe-max-size or the "
+        "per-user pipe budget); it still works, with smaller fills",
+        sink.name(), got, cfg_.pipe_bytes);
+  }
+  pipe_bytes_total_ += got;
+  static const uint64_t soft_limit = [] {
+    uint64_t pages = 0;
+    if (FILE* f = std::fopen("/proc/sys/fs/pipe-user-pages-soft", "r")) {
+      if (std::fscanf(f, "%lu", &pages) != 1) pages = 0;
+      std::fclose(f);
+    }
+    return pages * 4096;
+  }();
+  if (soft_limit > 0 && pipe_bytes_total_ > soft_limit / 2 && !pipe_budget_warned_) {
+    pipe_budget_warned_ = true;
+    spdlog::warn(
+        "pipes take {} bytes, over half of pipe-user-pages-soft ({} bytes) for this "
+        "user: lower agent.pipe_bytes or raise fs.pipe-user-pages-soft",
+        pipe_bytes_total_, soft_limit);
+  }
 }
 
 sys::Error Router::addSinkLive(std::unique_ptr<outputs::Sink> sink,
@@ -553,7 +587,10 @@ bool Router::drained() const {
 void Router::checkpoint() {
   int64_t now = std::time(nullptr);
   for (auto& [id, fs] : files_) {
-    if (!fs.dirty || !fs.follower) continue;
+    // Unchanged entries are rewritten once an hour, so that their age tells followed files
+    // from files gone for good (CheckpointStore::expire).
+    if (!fs.follower || (!fs.dirty && now - fs.last_put_unix < kRefreshEntrySeconds)) continue;
+    fs.last_put_unix = now;
     CheckpointEntry e;
     e.identity = fs.follower->identity();
     e.input = fs.input;
@@ -567,6 +604,9 @@ void Router::checkpoint() {
     store_.put(std::move(e));
     fs.dirty = false;
   }
+  // Entries of files not followed for a day (deleted, or no longer matched) go.
+  size_t expired = store_.expire(now - kExpireEntrySeconds);
+  if (expired) spdlog::info("checkpoint: {} entries of files gone for a day expired", expired);
 }
 
 void Router::closeSinks() {

@@ -127,6 +127,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
     std::map<std::string, Cursor> cursors;  // by sink name
     bool copy_mode = false;
     bool dirty = true;  // delivered offsets changed since the last checkpoint
+    int64_t last_put_unix = 0;
     int fills_in_flight = 0;
     std::chrono::steady_clock::time_point retry_at{};  // after a read error
   };
@@ -152,6 +153,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void runPokes();
   void pruneBreaks(FileState& fs);
   void eraseSink(const std::string& name);
+  void checkPipeBudget(const outputs::Sink& sink);
 
   uv_loop_t* loop_;
   config::AgentConfig cfg_;
@@ -161,6 +163,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   sys::UniqueFd dev_null_;
   std::vector<std::unique_ptr<FillJob>> inline_jobs_;
   bool inline_fills_ = true;
+  uint64_t pipe_bytes_total_ = 0;  // sink pipes (plus two source pipes, not counted)
+  bool pipe_budget_warned_ = false;
   std::function<void(inputs::Follower&)> poke_;
   std::function<void()> on_new_file_;
   // Pokes wait for a zero-delay timer: a poke can close the follower (fileClosing erases its

@@ -75,6 +75,7 @@ class Sink {
 
   const std::string& name() const { return name_; }
   sys::Pipe& pipe() { return pipe_; }
+  const sys::Pipe& pipe() const { return pipe_; }
   const SinkStats& stats() const { return stats_; }
   SinkStats& mutableStats() { return stats_; }
   virtual SinkState state() const = 0;
