@@ -409,6 +409,11 @@ std::string Agent::metricsText() const {
            static_cast<double>(countOpenFds()));
   b.single("logsplice_checkpoint_writes_total", "Checkpoint files written.", T::kCounter,
            static_cast<double>(store_->writes()));
+  b.single("logsplice_checkpoint_last_write_seconds",
+           "Time the last checkpoint write took, fsyncs included.", T::kGauge,
+           store_->lastWriteSeconds());
+  b.single("logsplice_checkpoint_entries", "Files the checkpoint file knows.", T::kGauge,
+           static_cast<double>(store_->size()));
   const RouterStats& rs = router_->stats();
   b.single("logsplice_router_fills_total", "Fill jobs run by the I/O thread.", T::kCounter,
            static_cast<double>(rs.fills));

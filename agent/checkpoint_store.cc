@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <sstream>
@@ -224,6 +225,7 @@ size_t CheckpointStore::expire(int64_t older_than_unix) {
 
 sys::Error CheckpointStore::flush() {
   if (!dirty_) return sys::Error::ok();
+  auto started = std::chrono::steady_clock::now();
   std::string text = serialize();
   std::string tmp = path_ + ".tmp";
   sys::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
@@ -249,6 +251,8 @@ sys::Error CheckpointStore::flush() {
   if (auto err = fsyncDir(dir_)) return err;
   dirty_ = false;
   ++writes_;
+  last_write_seconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return sys::Error::ok();
 }
 

@@ -48,6 +48,8 @@ class CheckpointStore {
   sys::Error flush();
   bool dirty() const { return dirty_; }
   uint64_t writes() const { return writes_; }
+  // How long the last write took (serialise, write, fsync, rename, fsync of the directory).
+  double lastWriteSeconds() const { return last_write_seconds_; }
   size_t size() const { return entries_.size(); }
   const std::string& path() const { return path_; }
 
@@ -62,6 +64,7 @@ class CheckpointStore {
   std::map<std::pair<uint64_t, uint64_t>, CheckpointEntry> entries_;
   bool dirty_ = false;
   uint64_t writes_ = 0;
+  double last_write_seconds_ = 0;
 };
 
 }  // namespace logsplice::agent

@@ -62,7 +62,9 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     partial_line_timeout: 5s        ship a final line without newline after this idle time
     rotate_wait: 5s                 keep reading a rotated file this long after it goes idle
     copy: false                     read/write instead of splice (files rewritten in place)
-    rotated_retention: { max_bytes: 1GiB, max_age: 1h }   bound on holding rotated files
+    rotated_retention: { max_bytes: 1GiB, max_age: 1h }   bound on holding rotated files for
+                                    lagging outputs: max_age for renamed and deleted files,
+                                    max_bytes for deleted ones (their disk space is pinned)
   outputs:
   - name: NAME
     type: tcp

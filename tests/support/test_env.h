@@ -24,7 +24,11 @@ class TempDir {
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     path_ = tmpl;
   }
-  ~TempDir() { std::system(("chmod -R u+rwx " + path_ + " 2>/dev/null; rm -rf " + path_).c_str()); }
+  ~TempDir() {
+    // Best effort: a leftover temp dir must not fail a test.
+    [[maybe_unused]] int rc =
+        std::system(("chmod -R u+rwx " + path_ + " 2>/dev/null; rm -rf " + path_).c_str());
+  }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return path_; }

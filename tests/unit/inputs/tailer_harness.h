@@ -32,7 +32,11 @@ class TempDir {
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     path_ = tmpl;
   }
-  ~TempDir() { std::system(("chmod -R u+rwx " + path_ + " 2>/dev/null; rm -rf " + path_).c_str()); }
+  ~TempDir() {
+    // Best effort: a leftover temp dir must not fail a test.
+    [[maybe_unused]] int rc =
+        std::system(("chmod -R u+rwx " + path_ + " 2>/dev/null; rm -rf " + path_).c_str());
+  }
   const std::string& path() const { return path_; }
   std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
 
