@@ -46,6 +46,8 @@ Router::Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore&
       io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }) {
   uv_timer_init(loop_, poke_timer_.allocate());
   poke_timer_.get()->data = this;
+  uv_timer_init(loop_, sched_timer_.allocate());
+  sched_timer_.get()->data = this;
 }
 
 Router::~Router() {
@@ -63,6 +65,7 @@ sys::Error Router::start() {
 
 void Router::stop() {
   poke_timer_.close();
+  sched_timer_.close();
   filling_ = false;  // fills coming back unrun must not queue new ones on a stopped thread
   io_.stop();
   io_.close();
@@ -228,14 +231,14 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
                 resume ? ", resumed from checkpoint" : "");
   refreshPending(f.id(), state);
   if (on_new_file_) on_new_file_();
-  schedule();
+  scheduleSoon();
 }
 
 void Router::fileGrew(inputs::Follower& f) {
   auto it = files_.find(f.id());
   if (it == files_.end()) return;
   refreshPending(f.id(), it->second);
-  schedule();
+  scheduleSoon();
 }
 
 void Router::fileTruncated(inputs::Follower& f) {
@@ -251,7 +254,7 @@ void Router::fileTruncated(inputs::Follower& f) {
   }
   fs.dirty = true;
   refreshPending(f.id(), fs);
-  schedule();
+  scheduleSoon();
 }
 
 bool Router::fileDrained(const inputs::Follower& f) const {
@@ -343,6 +346,18 @@ void Router::sinkRewound(const std::string& sink, const std::vector<Rewind>& rew
 }
 
 // ---- scheduling ----
+
+void Router::scheduleSoon() {
+  // Input events come in batches (one inotify read, one poll tick): let the whole batch land
+  // before filling, so that a rotated file's last growth, reported in the same batch as its
+  // successor's creation, is shipped first (rotated files have priority in pickFile).
+  uv_timer_start(
+      sched_timer_.get(),
+      [](uv_timer_t* t) {
+        if (t->data) static_cast<Router*>(t->data)->schedule();
+      },
+      0, 0);
+}
 
 void Router::schedule() {
   if (in_schedule_) {

@@ -142,6 +142,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   };
 
   void schedule();
+  void scheduleSoon();
   void scheduleOnce();
   uint64_t pickFile(SinkSlot& slot);
   void issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>& group);
@@ -171,6 +172,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   // FileState), which must never happen while a router callback is still using that state.
   std::set<uint64_t> to_poke_;
   sys::UvHandle<uv_timer_t> poke_timer_;
+  sys::UvHandle<uv_timer_t> sched_timer_;  // scheduleSoon
   std::unordered_map<uint64_t, FileState> files_;
   std::map<std::string, SinkSlot> sinks_;
   RouterStats stats_;
