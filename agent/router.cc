@@ -321,13 +321,16 @@ void Router::sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t g
   maybePoke(fs);
 }
 
-void Router::sinkReady(const std::string&) {
+void Router::sinkReady(const std::string& sink) {
+  auto it = sinks_.find(sink);
+  if (it != sinks_.end()) it->second.wait_for_drain = false;
   schedule();
 }
 
 void Router::sinkRewound(const std::string& sink, const std::vector<Rewind>& rewinds) {
   SinkSlot& slot = sinks_[sink];
   slot.bound_file = 0;
+  slot.wait_for_drain = false;
   for (const Rewind& r : rewinds) {
     auto it = files_.find(r.file_id);
     if (it == files_.end() || it->second.generation != r.generation) continue;
@@ -399,7 +402,7 @@ void Router::scheduleOnce() {
   // Which file each idle sink with room should be fed from.
   std::map<uint64_t, std::vector<SinkSlot*>> wants;
   for (auto& [name, slot] : sinks_) {
-    if (slot.filling || slot.removing || slot.pending.empty()) continue;
+    if (slot.filling || slot.removing || slot.wait_for_drain || slot.pending.empty()) continue;
     // Want room for a chunk, or for a quarter of the pipe when the pipe is small (pipe_bytes
     // below chunk_bytes, or past pipe-user-pages-soft new pipes get 8 KiB).
     uint64_t want = std::min<uint64_t>(cfg_.chunk_bytes, slot.sink->pipe().capacity() / 4);
@@ -540,6 +543,11 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
         slot.bound_file = at_line_end ? 0 : job->file_id;
       }
       if (job->targets.size() > 1 && t.moved < planned) ++stats_.demotions;
+      // Nothing moved into a pipe that still holds bytes: out of slots. Without this the
+      // sink would be picked again at once, forever (a stalled collector spun the loop).
+      if (t.moved == 0 && !t.newline_first_written && planned > 0 && sink.inPipe() > 0) {
+        slot.wait_for_drain = true;
+      }
     }
     // Registered even when stale (truncated meanwhile): the bytes are in the pipe and the
     // sink's stream accounting must cover them; their delivery reports are then ignored.

@@ -139,6 +139,9 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
     std::set<uint64_t> pending;  // files where this sink's cursor is behind the end
     uint64_t last_served = 0;    // round robin among live files
     bool removing = false;       // reload removed it: gone once its fill in flight is back
+    // Its last fill moved nothing while its pipe held bytes: the pipe is out of slots (a pipe
+    // counts buffers, not bytes). Wait for the sink to drain before filling it again.
+    bool wait_for_drain = false;
   };
 
   void schedule();

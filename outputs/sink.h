@@ -83,6 +83,8 @@ class Sink {
   // Whether the sink takes new bytes now: it can deliver (connected / not paused) and its pipe
   // has at least `want` bytes of room.
   bool acceptsData(uint64_t want) const;
+  // Bytes in the pipe, not yet written to the fd.
+  uint64_t inPipe() const { return stream_filled_ - stream_written_; }
   // Bytes the pipe can take now (0 when the sink cannot deliver).
   uint64_t room() const;
   // Bytes in the pipe or sent but not yet delivered.
