@@ -15,6 +15,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kIdleClose = std::chrono::seconds(60);
+// Archive files open at once. With thousands of source files the sink would otherwise hold one
+// descriptor per source; the least recently written (at a line end) is closed and reopened at
+// its offset when its source writes again, so no extra archive files appear.
+constexpr size_t kMaxOpenArchiveFiles = 64;
 
 // mkdir -p; each missing component is created 0750.
 sys::Error makeDirs(const std::string& path) {
@@ -96,17 +100,42 @@ sys::Result<ArchiveSink::OpenFile*> ArchiveSink::fileFor(const Segment& seg) {
     OpenFile& f = it->second;
     bool full = f.offset >= cfg_.rotate_max_bytes;
     bool old = Clock::now() - f.opened >= cfg_.rotate_max_age;
-    if ((!full && !old) || !f.at_line_end) return &f;
+    if ((!full && !old) || !f.at_line_end) {
+      if (!f.fd) {
+        // Closed to stay under kMaxOpenArchiveFiles: continue the same file at its offset.
+        makeRoom();
+        int fd = ::open(f.path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+        if (fd < 0) return sys::Error::fromErrno(errno, "open " + f.path);
+        f.fd.reset(fd);
+        ++open_count_;
+      }
+      return &f;
+    }
     closeFile(f);
     files_.erase(it);
   }
+  makeRoom();
   if (auto err = openNew(key, seg)) return err;
+  ++open_count_;
   return &files_[key];
+}
+
+void ArchiveSink::makeRoom() {
+  while (open_count_ >= kMaxOpenArchiveFiles) {
+    OpenFile* lru = nullptr;
+    for (auto& [key, f] : files_) {
+      if (f.fd && f.at_line_end && (!lru || f.last_write < lru->last_write)) lru = &f;
+    }
+    if (!lru) return;  // every open file is mid-line: go over the cap rather than split a line
+    closeFile(*lru);
+  }
 }
 
 void ArchiveSink::closeFile(OpenFile& f) {
   if (!f.fd) return;
+  --open_count_;
   if (cfg_.fsync != config::FsyncPolicy::kNever && f.dirty) ::fdatasync(f.fd.get());
+  f.dirty = false;
   if (auto err = f.fd.close()) {
     spdlog::warn("output '{}': closing {}: {}", name_, f.path, err.toString());
   }
@@ -192,7 +221,7 @@ void ArchiveSink::tick() {
   auto now = Clock::now();
   for (auto it = files_.begin(); it != files_.end();) {
     OpenFile& f = it->second;
-    if (cfg_.fsync == config::FsyncPolicy::kInterval && f.dirty) {
+    if (cfg_.fsync == config::FsyncPolicy::kInterval && f.dirty && f.fd) {
       ::fdatasync(f.fd.get());
       f.dirty = false;
     }
@@ -213,7 +242,9 @@ void ArchiveSink::tick() {
 
 std::vector<std::string> ArchiveSink::openFiles() const {
   std::vector<std::string> out;
-  for (const auto& [key, f] : files_) out.push_back(f.path);
+  for (const auto& [key, f] : files_) {
+    if (f.fd) out.push_back(f.path);
+  }
   return out;
 }
 

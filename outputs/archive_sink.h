@@ -53,6 +53,8 @@ class ArchiveSink : public Sink {
   sys::Result<OpenFile*> fileFor(const Segment& seg);
   sys::Error openNew(const std::string& key, const Segment& seg);
   void closeFile(OpenFile& f);
+  // Closes least recently written files until fewer than the cap are open.
+  void makeRoom();
   void pause(const sys::Error& why);
   // Moves up to len bytes from the pipe into f with read/write (the copy fallback).
   sys::Result<size_t> copyToFile(OpenFile& f, size_t len);
@@ -66,7 +68,8 @@ class ArchiveSink : public Sink {
   bool pause_logged_ = false;
   bool copy_mode_ = false;
   std::string carry_;  // copy fallback: bytes read from the pipe, not yet written
-  std::map<std::string, OpenFile> files_;  // key: input '\0' source name
+  std::map<std::string, OpenFile> files_;  // key: input '\0' source name; fd may be closed
+  size_t open_count_ = 0;                  // entries of files_ with an open fd
   sys::UvHandle<uv_timer_t> timer_;
 };
 

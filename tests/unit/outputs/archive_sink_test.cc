@@ -403,3 +403,26 @@ TEST_CASE("ArchiveSink: two files opened in the same second never clobber each o
   CHECK(fx.files().size() == 20);
   CHECK(fx.allArchived() == all);
 }
+
+TEST_CASE("ArchiveSink keeps at most 64 archive files open and reopens them where they stopped") {
+  Fixture fx;
+  fx.start();
+  // 100 sources written round robin, three times: the sink must close some archive files to
+  // stay under the cap, and continue each in the same file when its source writes again.
+  for (int round = 0; round < 3; ++round) {
+    for (int src = 0; src < 100; ++src) {
+      fx.feed("r" + std::to_string(round) + " s" + std::to_string(src) + "\n",
+              static_cast<uint64_t>(src + 1), "web", "source" + std::to_string(src) + ".log");
+      CHECK(fx.sink->openFiles().size() <= 64);
+    }
+  }
+  auto files = fx.files();
+  CHECK(files.size() == 100);  // one archive file per source, never split by the cap
+  for (const auto& f : files) {
+    std::string c = readFile(f);
+    CAPTURE(f, c);
+    std::string src = f.substr(f.find("source") + 6);
+    src = src.substr(0, src.find(".log"));
+    CHECK(c == "r0 s" + src + "\nr1 s" + src + "\nr2 s" + src + "\n");
+  }
+}
