@@ -51,7 +51,7 @@ static const int kStatus[] = {200, 200, 200, 200, 200, 200, 304, 301, 404, 500, 
 static const char *kReferers[] = {"-", "-", "-", "https://www.example.com/", "https://www.example.com/search?q=shoes",
                                   "https://news.example.org/article/2024/11/20/logs", "https://m.example.net/"};
 static const char *kAgents[] = {
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.71 Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
     "curl/7.88.1",

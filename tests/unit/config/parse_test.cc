@@ -105,7 +105,7 @@ inputs:
 outputs:
   - name: central
     type: tcp
-    addresses: ["10.0.0.5:5140", "[::1]:5141", "collector.example.com:5142"]
+    addresses: ["127.0.0.5:5140", "[::1]:5141", "collector.example.com:5142"]
     backoff: { initial: 200ms, max: 1m }
     connect_timeout: 3s
     keepalive: 45s
@@ -161,7 +161,7 @@ outputs:
   REQUIRE(std::holds_alternative<TcpOutput>(central.kind));
   const TcpOutput& tcp = std::get<TcpOutput>(central.kind);
   CHECK(tcp.addresses ==
-        std::vector<std::string>{"10.0.0.5:5140", "[::1]:5141", "collector.example.com:5142"});
+        std::vector<std::string>{"127.0.0.5:5140", "[::1]:5141", "collector.example.com:5142"});
   CHECK(tcp.backoff.initial == Millis(200));
   CHECK(tcp.backoff.max == minutes(1));
   CHECK(tcp.connect_timeout == seconds(3));
@@ -592,11 +592,11 @@ inputs:
 outputs:
   - name: central
     type: tcp
-    addresses: ["10.0.0.1:5140", "10.0.0.2:70000", "h:0", "::1:80"]
+    addresses: ["127.0.0.11:5140", "127.0.0.12:70000", "h:0", "::1:80"]
     inputs: [nginx]
 )");
   CHECK(r.errors.size() == 4);
-  checkMark(errorWith(r, "port 70000 is out of range (1..65535)"), 8, 34);
+  checkMark(errorWith(r, "port 70000 is out of range (1..65535)"), 8, 36);  // the second list item
   errorWith(r, "'addresses': address 'h:0': port 0 is out of range (1..65535)");
   errorWith(r, "IPv6 addresses need brackets");
   checkMark(errorWith(r, "'metrics.listen': address 'localhost' has no port"), 2, 22);
