@@ -53,6 +53,7 @@ cleanup() {
   log "summary:"
   log "  lines written to demo/app.log: $(wc -l < "$demo_dir/demo/app.log" 2>/dev/null || echo 0)"
   log "  lines received by the collector: $(wc -l < "$demo_dir/collector.out" 2>/dev/null || echo 0)"
+  log "  (a line written after the agent began stopping is shipped at its next start)"
   log "  archive files: $(find "$demo_dir/archive" -type f | wc -l)," \
       "$(find "$demo_dir/archive" -type f -exec cat {} + 2>/dev/null | wc -l) lines"
   if [[ $keep -eq 1 ]]; then
@@ -114,7 +115,8 @@ while True:
         f.write(line + "\n")
     time.sleep(1.0 / rate)
 EOF
-pids+=($!)
+writer=$!
+pids+=("$writer")
 
 for _ in $(seq 100); do [[ -s $demo_dir/collector.port ]] && break; sleep 0.05; done
 [[ -s $demo_dir/collector.port ]] || die "the demo collector did not start"
@@ -135,6 +137,10 @@ if [[ $duration -gt 0 ]]; then
   agent=$!
   pids=("$agent" "${pids[@]}")
   for _ in $(seq "$((duration * 10))"); do kill -0 "$agent" 2>/dev/null || break; sleep 0.1; done
+  # Stop the writer first, so the agent can ship its last lines before it stops.
+  kill "$writer" 2>/dev/null || true
+  wait "$writer" 2>/dev/null || true
+  sleep 0.5
   kill -TERM "$agent" 2>/dev/null || true
   rc=0; wait "$agent" || rc=$?
 else
