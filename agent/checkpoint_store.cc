@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "agent/sys/make_dirs.h"
 #include "agent/sys/unique_fd.h"
 
 namespace logsplice::agent {
@@ -71,12 +72,8 @@ CheckpointStore::CheckpointStore(std::string data_dir)
     : dir_(std::move(data_dir)), path_(dir_ + "/checkpoints") {}
 
 sys::Error CheckpointStore::prepare() {
-  for (size_t pos = 1; pos <= dir_.size(); ++pos) {
-    if (pos != dir_.size() && dir_[pos] != '/') continue;
-    std::string part = dir_.substr(0, pos);
-    if (::mkdir(part.c_str(), 0750) != 0 && errno != EEXIST) {
-      return sys::Error::fromErrno(errno, "data_dir: cannot create " + part);
-    }
+  if (auto err = sys::makeDirs(dir_)) {
+    return sys::Error(err.code(), "data_dir: " + err.context(), err.sysErrno());
   }
   if (::access(dir_.c_str(), W_OK | X_OK) != 0) {
     return sys::Error::fromErrno(errno, "data_dir " + dir_ + " is not writable");

@@ -289,16 +289,7 @@ void Router::fileClosing(inputs::Follower& f) {
     store_.forget(fs.identity.dev, fs.identity.ino);
   } else if (fs.dirty) {
     // Keep what was delivered up to now: the input comes back (reload) or the agent restarts.
-    CheckpointEntry e;
-    e.identity = f.identity();
-    e.input = fs.input;
-    e.path = f.path();
-    e.updated_unix = std::time(nullptr);
-    if (const CheckpointEntry* old = store_.find(e.identity.dev, e.identity.ino)) {
-      e.offsets = old->offsets;
-    }
-    for (const auto& [sink, c] : fs.cursors) e.offsets[sink] = c.delivered;
-    store_.put(std::move(e));
+    store_.put(entryFor(fs, f, std::time(nullptr)));
   }
   if (fs.fills_in_flight > 0) {
     fs.follower = nullptr;  // erased when the last fill comes back
@@ -607,6 +598,21 @@ bool Router::drained() const {
   return true;
 }
 
+CheckpointEntry Router::entryFor(const FileState& fs, const inputs::Follower& f,
+                                 int64_t now) const {
+  CheckpointEntry e;
+  e.identity = f.identity();
+  e.input = fs.input;
+  e.path = f.path();
+  e.updated_unix = now;
+  // Offsets of sinks removed by a reload stay (a later reload may bring them back).
+  if (const CheckpointEntry* old = store_.find(e.identity.dev, e.identity.ino)) {
+    e.offsets = old->offsets;
+  }
+  for (const auto& [sink, c] : fs.cursors) e.offsets[sink] = c.delivered;
+  return e;
+}
+
 void Router::checkpoint() {
   int64_t now = std::time(nullptr);
   for (auto& [id, fs] : files_) {
@@ -614,17 +620,7 @@ void Router::checkpoint() {
     // from files gone for good (CheckpointStore::expire).
     if (!fs.follower || (!fs.dirty && now - fs.last_put_unix < kRefreshEntrySeconds)) continue;
     fs.last_put_unix = now;
-    CheckpointEntry e;
-    e.identity = fs.follower->identity();
-    e.input = fs.input;
-    e.path = fs.follower->path();
-    e.updated_unix = now;
-    // Offsets of sinks removed by a reload stay (a later reload may bring them back).
-    if (const CheckpointEntry* old = store_.find(e.identity.dev, e.identity.ino)) {
-      if (old->identity.sameInode(e.identity)) e.offsets = old->offsets;
-    }
-    for (const auto& [sink, c] : fs.cursors) e.offsets[sink] = c.delivered;
-    store_.put(std::move(e));
+    store_.put(entryFor(fs, *fs.follower, now));
     fs.dirty = false;
   }
   // Entries of files not followed for a day (deleted, or no longer matched) go.

@@ -157,6 +157,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void runPokes();
   void pruneBreaks(FileState& fs);
   void eraseSink(const std::string& name);
+  // What the checkpoint store should hold for one file now.
+  CheckpointEntry entryFor(const FileState& fs, const inputs::Follower& f, int64_t now) const;
   void checkPipeBudget(const outputs::Sink& sink);
 
   uv_loop_t* loop_;

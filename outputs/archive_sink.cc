@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "agent/sys/make_dirs.h"
 #include "agent/sys/splice.h"
 #include "outputs/archive_naming.h"
 
@@ -19,18 +20,6 @@ constexpr auto kIdleClose = std::chrono::seconds(60);
 // descriptor per source; the least recently written (at a line end) is closed and reopened at
 // its offset when its source writes again, so no extra archive files appear.
 constexpr size_t kMaxOpenArchiveFiles = 64;
-
-// mkdir -p; each missing component is created 0750.
-sys::Error makeDirs(const std::string& path) {
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string part = path.substr(0, pos);
-    if (::mkdir(part.c_str(), 0750) != 0 && errno != EEXIST) {
-      return sys::Error::fromErrno(errno, "mkdir " + part);
-    }
-  }
-  return sys::Error::ok();
-}
 
 }  // namespace
 
@@ -46,7 +35,7 @@ sys::Error ArchiveSink::start() {
   auto pipe = sys::Pipe::create(pipe_bytes_);
   if (!pipe.ok()) return pipe.error();
   pipe_ = std::move(pipe.value());
-  if (auto err = makeDirs(cfg_.dir)) {
+  if (auto err = sys::makeDirs(cfg_.dir)) {
     // Not fatal: the disk may come back (or the directory be created); the sink waits paused.
     pause(err);
   }
@@ -76,7 +65,7 @@ void ArchiveSink::pause(const sys::Error& why) {
 sys::Error ArchiveSink::openNew(const std::string& key, const Segment& seg) {
   std::time_t now = std::time(nullptr);
   std::string dir = archiveDirFor(cfg_.dir, seg.input, seg.source_name, now);
-  if (auto err = makeDirs(dir)) return err;
+  if (auto err = sys::makeDirs(dir)) return err;
   for (int collision = 0; collision < 1000; ++collision) {
     std::string path = dir + "/" + archiveFileName(now, collision);
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
