@@ -74,8 +74,11 @@ sys::Result<HeadCheck> checkHead(int fd, const struct stat& st, const FileIdenti
   out.current.ino = static_cast<uint64_t>(st.st_ino);
   out.current.fingerprint_len = static_cast<uint32_t>(*got);
   out.current.fingerprint = fnv1a(buf, *got);
-  out.matches = out.current.sameInode(known) && known.fingerprint_len <= *got &&
-                fnv1a(buf, known.fingerprint_len) == known.fingerprint;
+  // Usually the known fingerprint covers as much as was read: one hash serves both.
+  out.matches =
+      out.current.sameInode(known) && known.fingerprint_len <= *got &&
+      (known.fingerprint_len == *got ? out.current.fingerprint
+                                     : fnv1a(buf, known.fingerprint_len)) == known.fingerprint;
   return out;
 }
 

@@ -78,19 +78,34 @@ Follower::Change Follower::refresh(sys::SysCalls& sys, uint64_t now_ms) {
   // Unchanged size and timestamps: nothing to do (the common refresh of an idle file). With
   // coarse timestamps (kernels before multigrain ctime, 6.13) a same-size rewrite within one
   // clock tick goes unnoticed until the file changes size.
-  if (new_size == size_ && !touched) return c;
+  if (new_size == size_ && !touched && !head_owed_) return c;
 
-  // The head is re-read on every size change: below 1 KiB the fingerprint grows with the file,
-  // and a different head under the same inode means truncated and rewritten (copytruncate),
-  // even when the file has regrown past the size seen last.
-  auto head = checkHead(fd, st, identity_);
-  if (!head.ok()) {
-    c.error = head.error();
-    return c;
-  }
-  bool rewritten = !head->matches;
-  if (new_size == size_ && !rewritten) {
+  // The head is re-read on size changes: below 1 KiB the fingerprint grows with the file, and a
+  // different head under the same inode means truncated and rewritten (copytruncate), even when
+  // the file has regrown past the size seen last. A file that keeps growing past a full
+  // fingerprint has it re-read at most once a second: a truncation is nearly always seen as a
+  // shrink, and one hidden by fast regrowth is caught at the next check (≤ 1 s, or the next
+  // rescan if the file went quiet): its new head is then shipped from 0, bytes already shipped
+  // from the old offset are sent again. Duplicates, never a loss.
+  bool plain_growth =
+      new_size > size_ && identity_.fingerprint_len >= FileIdentity::kFingerprintBytes;
+  bool rewritten = false;
+  if (plain_growth && head_checked_ms_ != UINT64_MAX && now_ms >= head_checked_ms_ &&
+      now_ms - head_checked_ms_ < kHeadRecheckMs) {
+    head_owed_ = true;
+  } else {
+    auto head = checkHead(fd, st, identity_);
+    if (!head.ok()) {
+      c.error = head.error();
+      return c;
+    }
+    head_checked_ms_ = now_ms;
+    head_owed_ = false;
+    rewritten = !head->matches;
     identity_ = head->current;
+  }
+  if (new_size == size_ && !rewritten) {
+    fresh_from_ = UINT64_MAX;
     return c;  // touched (attributes, a zero-byte write) but the same bytes as far as we know
   }
   last_change_ms_ = now_ms;
@@ -103,8 +118,10 @@ Follower::Change Follower::refresh(sys::SysCalls& sys, uint64_t now_ms) {
     searched_to = 0;
     old_complete_end = 0;
     c.truncated = true;
+    fresh_from_ = UINT64_MAX;
+  } else {
+    fresh_from_ = size_;
   }
-  identity_ = head->current;
 
   uint64_t from = std::max(complete_end_, searched_to);
   auto end = findLastLineEnd(sys, fd, from, new_size);

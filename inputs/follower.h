@@ -75,6 +75,8 @@ class Follower {
   // Complete lines inside one appended batch are never split, even when longer than
   // max_line_bytes: finding them would mean scanning every byte.
   Change refresh(sys::SysCalls& sys, uint64_t now_ms);
+  // A file that only grows has its head re-read at most this often (below 1 KiB: always).
+  static constexpr uint64_t kHeadRecheckMs = 1000;
   // Ends an unterminated final line: a break at size() (the router inserts the '\n'),
   // completeEnd = size. Bytes appended later to that line continue after the break, as a new
   // line. Returns whether a break was added.
@@ -87,6 +89,11 @@ class Follower {
   void markRotated(uint64_t now_ms);
   // When size() last changed (or the follower was created).
   uint64_t lastChangeMs() const { return last_change_ms_; }
+  // Where the bytes appended since the refresh before the last one start (the file's size
+  // then), or UINT64_MAX when the last refresh saw no plain growth. Bytes written that recently
+  // are in the page cache (dirty pages are not evicted before writeback, 30 s by default): the
+  // router splices them on the loop without probing residency.
+  uint64_t freshFrom() const { return fresh_from_; }
   // When the follower left kLive (0 while live).
   uint64_t leftLiveMs() const { return left_live_ms_; }
 
@@ -124,6 +131,11 @@ class Follower {
   // size seen) changes them, so the head is re-checked then too.
   int64_t stamp_ns_[2] = {0, 0};
   uint64_t left_live_ms_ = 0;
+  uint64_t fresh_from_ = UINT64_MAX;
+  // The head is re-read on growth at most once per kHeadRecheckMs (see refresh()); a skipped
+  // check is owed and done on the next refresh even when nothing changed.
+  uint64_t head_checked_ms_ = UINT64_MAX;  // never
+  bool head_owed_ = false;
 };
 
 }  // namespace logsplice::inputs

@@ -5,7 +5,11 @@ namespace logsplice::inputs {
 Follower& FollowerTable::add(std::unique_ptr<Follower> f, const std::string& real_path) {
   Follower& ref = *f;
   by_inode_[keyOf(ref.identity())] = ref.id();
-  if (ref.state() == Follower::State::kLive) live_by_path_[ref.path()] = ref.id();
+  if (ref.state() == Follower::State::kLive) {
+    live_by_path_[ref.path()] = ref.id();
+  } else {
+    not_live_.insert(ref.id());
+  }
   if (real_path != ref.path()) by_real_path_.emplace(real_path, ref.id());
   finished_.erase(keyOf(ref.identity()));
   followers_.emplace(ref.id(), std::move(f));
@@ -20,6 +24,7 @@ std::unique_ptr<Follower> FollowerTable::remove(uint64_t id) {
   auto in = by_inode_.find(keyOf(f->identity()));
   if (in != by_inode_.end() && in->second == id) by_inode_.erase(in);
   leftLive(*f);
+  not_live_.erase(id);
   for (auto rp = by_real_path_.begin(); rp != by_real_path_.end();) {
     rp = rp->second == id ? by_real_path_.erase(rp) : std::next(rp);
   }
@@ -29,6 +34,7 @@ std::unique_ptr<Follower> FollowerTable::remove(uint64_t id) {
 void FollowerTable::leftLive(const Follower& f) {
   auto it = live_by_path_.find(f.path());
   if (it != live_by_path_.end() && it->second == f.id()) live_by_path_.erase(it);
+  if (followers_.count(f.id())) not_live_.insert(f.id());
 }
 
 Follower* FollowerTable::byId(uint64_t id) const {

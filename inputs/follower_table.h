@@ -39,6 +39,9 @@ class FollowerTable {
   // The resolved target of a symlinked follower's path; its own path otherwise.
   std::string realPathOf(const Follower& f) const;
   std::vector<uint64_t> ids() const;
+  // The followers no longer live (rotated or deleted, being drained): the few that timers
+  // refresh, without walking every follower.
+  std::vector<uint64_t> notLiveIds() const { return {not_live_.begin(), not_live_.end()}; }
   size_t size() const { return followers_.size(); }
 
   void rememberFinished(const FileIdentity& identity, uint64_t size);
@@ -55,6 +58,7 @@ class FollowerTable {
   std::map<uint64_t, std::unique_ptr<Follower>> followers_;
   std::map<InodeKey, uint64_t> by_inode_;
   std::map<std::string, uint64_t> live_by_path_;
+  std::set<uint64_t> not_live_;
   std::multimap<std::string, uint64_t> by_real_path_;
   std::map<InodeKey, Finished> finished_;
 };

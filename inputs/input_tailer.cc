@@ -96,6 +96,7 @@ void InputTailer::Impl::close(std::function<void()> on_closed) {
   closing_ = true;
   stop();
   deferred_.clear();
+  partial_.clear();
   waiting_opens_.clear();
   waiting_paths_.clear();
   waiting_resumes_.clear();
@@ -188,14 +189,18 @@ void InputTailer::Impl::entriesChanged(const std::vector<WatchHandler::Event>& e
   Entry entry(*this);
   uint64_t t = now();
   // Every event is only a hint: each touched name is re-derived from stat, once per batch.
-  std::map<std::string, bool> paths;    // path -> only removals seen
+  std::map<std::string, Touch> paths;
   std::map<uint32_t, bool> moved_from;  // rename cookie -> the old name was ours
   std::vector<std::string> moved_targets;
   for (const auto& ev : events) {
     std::string path = joinPath(ev.dir, ev.name);
     bool removed = ev.kind == WatchHandler::Kind::kRemoved;
-    auto [it, fresh] = paths.emplace(path, removed);
-    if (!fresh && !removed) it->second = false;
+    bool content = ev.kind == WatchHandler::Kind::kContent && !ev.is_dir;
+    auto [it, fresh] = paths.emplace(path, Touch{removed, content});
+    if (!fresh) {
+      it->second.removed_only = it->second.removed_only && removed;
+      it->second.content_only = it->second.content_only && content;
+    }
     if (ev.cookie != 0 && removed) {
       moved_from[ev.cookie] = discovery_.isCandidate(path) || table_.liveAt(path) != nullptr;
     } else if (ev.cookie != 0 && ev.kind == WatchHandler::Kind::kCreated) {
@@ -205,7 +210,7 @@ void InputTailer::Impl::entriesChanged(const std::vector<WatchHandler::Event>& e
       }
     }
   }
-  for (const auto& [path, removed] : paths) handlePath(path, removed, t);
+  for (const auto& [path, touch] : paths) handlePath(path, touch, t);
   // A file renamed from one of our names to a name outside the globs, which we never opened
   // (it was created and rotated between two event batches): follow it as rotated from 0.
   for (const auto& path : moved_targets) {
@@ -221,8 +226,18 @@ void InputTailer::Impl::entriesChanged(const std::vector<WatchHandler::Event>& e
   stats_.polling = discovery_.polling();
 }
 
-void InputTailer::Impl::handlePath(const std::string& path, bool removed, uint64_t now) {
-  if (Follower* f = table_.liveAt(path)) checkLive(*f, now);
+void InputTailer::Impl::handlePath(const std::string& path, Touch touch, uint64_t now) {
+  if (Follower* f = table_.liveAt(path)) {
+    if (touch.content_only && !f->suspended()) {
+      // Only writes were reported under this name, so it still names the file we follow: any
+      // rename or create would have come as an event of its own. The common event (an append)
+      // costs one fstat and the tail peek, no path lookups.
+      refreshAndApply(*f, now);
+      if (f->state() == Follower::State::kLive) return;
+    } else {
+      checkLive(*f, now);
+    }
+  }
   for (uint64_t id : table_.byRealPath(path)) {
     if (Follower* f = table_.byId(id)) {
       if (f->state() == Follower::State::kLive) {
@@ -232,7 +247,7 @@ void InputTailer::Impl::handlePath(const std::string& path, bool removed, uint64
       }
     }
   }
-  if (!removed && discovery_.isCandidate(path)) consider(path, false, now, nullptr);
+  if (!touch.removed_only && discovery_.isCandidate(path)) consider(path, false, now, nullptr);
 }
 
 void InputTailer::Impl::consider(const std::string& path, bool from_scan, uint64_t now,
@@ -337,6 +352,7 @@ Follower* InputTailer::Impl::openFollower(const OpenRequest& req, uint64_t now) 
   stats_.files_followed = table_.size();
 
   Follower::Change c = f.refresh(sys_, now);
+  if (f.hasPartialLine()) partial_.insert(id);
   if (c.error) spdlog::warn("input '{}': reading {}: {}", cfg_.name, path, c.error.toString());
   stats_.long_line_splits += c.long_line_splits;
   if (c.deleted) {
@@ -429,6 +445,7 @@ void InputTailer::Impl::checkLive(Follower& f, uint64_t now) {
 }
 
 void InputTailer::Impl::apply(Follower& f, const Follower::Change& c) {
+  if (f.hasPartialLine()) partial_.insert(f.id());
   if (c.error) {
     spdlog::debug("input '{}': refreshing {}: {}", cfg_.name, f.path(), c.error.toString());
     return;
@@ -452,7 +469,7 @@ void InputTailer::Impl::apply(Follower& f, const Follower::Change& c) {
 }
 
 void InputTailer::Impl::refreshNonLive(uint64_t now) {
-  for (uint64_t id : table_.ids()) {
+  for (uint64_t id : table_.notLiveIds()) {
     Follower* f = table_.byId(id);
     if (f != nullptr && f->state() != Follower::State::kLive) refreshAndApply(*f, now);
   }
@@ -488,20 +505,29 @@ void InputTailer::Impl::onTick() {
   Entry entry(*this);
   uint64_t t = now();
   auto partial_ms = static_cast<uint64_t>(cfg_.partial_line_timeout.count());
-  for (uint64_t id : table_.ids()) {
-    Follower* f = table_.byId(id);
-    if (f == nullptr) continue;
-    if (f->state() != Follower::State::kLive) {
+  // Only the followers with something to time out: those draining after rotation or deletion,
+  // and those holding an unterminated line. An idle live file costs nothing here.
+  for (uint64_t id : table_.notLiveIds()) {
+    if (Follower* f = table_.byId(id)) {
       refreshAndApply(*f, t);
-    } else if (f->hasPartialLine() && t - f->lastChangeMs() >= partial_ms) {
-      refreshAndApply(*f, t);  // what looks idle may have grown without an event yet
-      if (table_.byId(id) != nullptr && f->hasPartialLine() &&
-          t - f->lastChangeMs() >= partial_ms && f->flushPartialLine()) {
-        ++stats_.partial_line_flushes;
-        observer_.fileGrew(*f);
-      }
+      deferred_.insert(id);  // closing is checked once this tick unwinds
     }
-    deferred_.insert(id);  // closing is checked once this tick unwinds
+  }
+  std::vector<uint64_t> partial(partial_.begin(), partial_.end());
+  for (uint64_t id : partial) {
+    Follower* f = table_.byId(id);
+    if (f == nullptr || !f->hasPartialLine()) {
+      partial_.erase(id);
+      continue;
+    }
+    if (f->state() != Follower::State::kLive) continue;  // refreshed above
+    if (t - f->lastChangeMs() < partial_ms) continue;
+    refreshAndApply(*f, t);  // what looks idle may have grown without an event yet
+    if (table_.byId(id) != nullptr && f->hasPartialLine() && t - f->lastChangeMs() >= partial_ms &&
+        f->flushPartialLine()) {
+      ++stats_.partial_line_flushes;
+      observer_.fileGrew(*f);
+    }
   }
 }
 

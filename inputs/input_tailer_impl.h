@@ -82,7 +82,12 @@ class InputTailer::Impl : public DiscoveryHandler, public FdBudget::Holder {
     return uv_now(loop_);
   }
   void rescan(uint64_t now);
-  void handlePath(const std::string& path, bool removed, uint64_t now);
+  // What one batch of events said about one name.
+  struct Touch {
+    bool removed_only = false;  // only deletions / moves away
+    bool content_only = false;  // only writes to a file (no create, move or delete)
+  };
+  void handlePath(const std::string& path, Touch touch, uint64_t now);
   void consider(const std::string& path, bool from_scan, uint64_t now,
                 std::set<FollowerTable::InodeKey>* seen);
   void considerRequest(OpenRequest req, uint64_t now, std::set<FollowerTable::InodeKey>* seen);
@@ -149,7 +154,8 @@ class InputTailer::Impl : public DiscoveryHandler, public FdBudget::Holder {
   OwnedUvHandle<uv_timer_t> rescan_;        // safety-net rescan every rescan_interval
   OwnedUvHandle<uv_timer_t> fd_retry_;      // while files wait for an fd (backs off to 1 s)
   std::map<std::string, int> open_errors_;  // path -> errno already logged
-  std::set<uint64_t> deferred_;             // follower ids to re-check for closing
+  std::set<uint64_t> partial_;   // followers that may hold an unterminated line (a superset)
+  std::set<uint64_t> deferred_;  // follower ids to re-check for closing
   // Waiting for an fd, in arrival order; each also in a set so it is queued once.
   std::deque<OpenRequest> waiting_opens_;
   std::set<std::string> waiting_paths_;
