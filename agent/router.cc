@@ -30,6 +30,7 @@ bool residentNow(int fd, uint64_t offset) {
   return r >= 0 || errno != EAGAIN;
 }
 
+constexpr uint64_t kFreshMs = 5000;
 constexpr int64_t kRefreshEntrySeconds = 3600;
 constexpr int64_t kExpireEntrySeconds = 24 * 3600;
 
@@ -360,15 +361,35 @@ void Router::schedule() {
   }
   in_schedule_ = true;
   do {
-    schedule_again_ = false;
-    scheduleOnce();
-    // Fills whose pages are in the page cache run here, after the scheduling pass (running
-    // them inside it would change the maps it walks); their completion may ask for another pass.
-    std::vector<std::unique_ptr<FillJob>> jobs;
-    jobs.swap(inline_jobs_);
-    for (auto& job : jobs) {
-      executeFill(sys::SysCalls::real(), *job, loop_src_, dev_null_.get());
-      onFillDone(std::move(job));
+    // Sinks write what the passes below put in their pipes once, after them: ten files that
+    // grew in one event batch leave in one send, not ten.
+    for (auto& [name, slot] : sinks_) slot.sink->holdDrain(wantedRoom(*slot.sink));
+    do {
+      schedule_again_ = false;
+      scheduleOnce();
+      // Fills whose pages are in the page cache run here, after the scheduling pass (running
+      // them inside it would change the maps it walks); their completion may ask for another
+      // pass.
+      std::vector<std::unique_ptr<FillJob>> jobs;
+      jobs.swap(inline_jobs_);
+      for (auto& job : jobs) {
+        executeFill(sys::SysCalls::real(), *job, loop_src_, dev_null_.get());
+        onFillDone(std::move(job));
+      }
+    } while (schedule_again_ || !inline_jobs_.empty());
+    // A drain that frees room makes another pass worth it.
+    std::vector<std::string> names;
+    for (auto& [name, slot] : sinks_) names.push_back(name);
+    for (const std::string& name : names) {
+      auto it = sinks_.find(name);
+      if (it == sinks_.end()) continue;
+      uint64_t before = it->second.sink->inPipe();
+      it->second.sink->releaseDrain();
+      it = sinks_.find(name);
+      if (it != sinks_.end() && it->second.sink->inPipe() < before) {
+        it->second.wait_for_drain = false;
+        schedule_again_ = true;
+      }
     }
   } while (schedule_again_ || !inline_jobs_.empty());
   in_schedule_ = false;
@@ -388,16 +409,19 @@ uint64_t Router::pickFile(SinkSlot& slot) {
   return next == slot.pending.end() ? 0 : *next;
 }
 
+uint64_t Router::wantedRoom(const outputs::Sink& sink) const {
+  // Room for a chunk, or for a quarter of the pipe when the pipe is small (pipe_bytes below
+  // chunk_bytes, or past pipe-user-pages-soft new pipes get 8 KiB).
+  return std::max<uint64_t>(std::min<uint64_t>(cfg_.chunk_bytes, sink.pipe().capacity() / 4), 1);
+}
+
 void Router::scheduleOnce() {
   if (!filling_) return;
   // Which file each idle sink with room should be fed from.
   std::map<uint64_t, std::vector<SinkSlot*>> wants;
   for (auto& [name, slot] : sinks_) {
     if (slot.filling || slot.removing || slot.wait_for_drain || slot.pending.empty()) continue;
-    // Want room for a chunk, or for a quarter of the pipe when the pipe is small (pipe_bytes
-    // below chunk_bytes, or past pipe-user-pages-soft new pipes get 8 KiB).
-    uint64_t want = std::min<uint64_t>(cfg_.chunk_bytes, slot.sink->pipe().capacity() / 4);
-    if (!slot.sink->acceptsData(std::max<uint64_t>(want, 1))) continue;
+    if (!slot.sink->acceptsData(wantedRoom(*slot.sink))) continue;
     uint64_t id = pickFile(slot);
     if (id == 0) continue;
     auto it = files_.find(id);
@@ -465,9 +489,12 @@ void Router::issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>
   // SPLICE_F_NONBLOCK, KERNEL-NOTES 1.6). Predict residency with a 1-byte RWF_NOWAIT read at
   // both ends of the range: fresh appends and a cached catch-up run on the loop without a
   // thread round trip, anything cold goes to the I/O thread.
+  // Bytes appended since the file's previous refresh, seconds ago at most, need no probe: they
+  // were just written, and dirty pages stay cached until written back.
   uint64_t last = std::min(job->offset + job->max_len, job->limit_end);
-  if (inline_fills_ && last > job->offset && residentNow(f.fd(), job->offset) &&
-      residentNow(f.fd(), last - 1)) {
+  bool fresh = job->offset >= f.freshFrom() && uv_now(loop_) - f.lastChangeMs() < kFreshMs;
+  if (inline_fills_ && last > job->offset &&
+      (fresh || (residentNow(f.fd(), job->offset) && residentNow(f.fd(), last - 1)))) {
     ++stats_.inline_fills;
     inline_jobs_.push_back(std::move(job));
   } else {
@@ -613,7 +640,12 @@ CheckpointEntry Router::entryFor(const FileState& fs, const inputs::Follower& f,
   return e;
 }
 
+void Router::refreshDeliveries() {
+  for (auto& [name, slot] : sinks_) slot.sink->refreshDelivery();
+}
+
 void Router::checkpoint() {
+  refreshDeliveries();
   int64_t now = std::time(nullptr);
   for (auto& [id, fs] : files_) {
     // Unchanged entries are rewritten once an hour, so that their age tells followed files

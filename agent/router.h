@@ -63,7 +63,12 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   sys::Error addSinkLive(std::unique_ptr<outputs::Sink> sink, std::vector<std::string> inputs);
   // Reload: the followers of `input` are about to close because the input was removed or
   // changed: keep their checkpoints, count nothing as missed.
-  void detachInput(const std::string& input) { detached_inputs_.insert(input); }
+  void detachInput(const std::string& input) {
+    detached_inputs_.insert(input);
+    refreshDeliveries();  // its files' entries are written as they close
+  }
+  // Every sink reports what its peer has acknowledged by now.
+  void refreshDeliveries();
   void attachInput(const std::string& input) { detached_inputs_.erase(input); }
   std::vector<outputs::Sink*> sinks() const;
   // How the router asks an input to re-check a rotated file once sinks caught up on it.
@@ -147,6 +152,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void schedule();
   void scheduleSoon();
   void scheduleOnce();
+  // The room a sink's pipe needs before it is worth a fill.
+  uint64_t wantedRoom(const outputs::Sink& sink) const;
   uint64_t pickFile(SinkSlot& slot);
   void issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>& group);
   void onFillDone(std::unique_ptr<FillJob> job);

@@ -57,7 +57,13 @@ bool Sink::holdsFile(uint64_t file_id) const {
 void Sink::appended(Segment seg) {
   stream_filled_ += seg.streamBytes();
   segments_.push_back(std::move(seg));
-  drain();
+  if (!hold_drain_ || room() < hold_min_room_) drain();
+}
+
+void Sink::releaseDrain() {
+  if (!hold_drain_) return;
+  hold_drain_ = false;
+  if (drainable() > 0) drain();
 }
 
 void Sink::deliveredUpTo(uint64_t stream_pos) {

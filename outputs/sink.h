@@ -95,8 +95,23 @@ class Sink {
   // Bumped when the pipe's content is thrown away (a broken connection): a fill that was in
   // flight then must be discarded by the router (see discardPipe).
   uint64_t epoch() const { return epoch_; }
-  // Records a segment the router just put in the pipe and starts draining.
+  // Records a segment the router just put in the pipe and starts draining (unless held).
   void appended(Segment seg);
+  // While held, appended() only records: the router holds every sink during a scheduling pass
+  // and releases them after it, so the fills of several files (or several chunks) leave in one
+  // write instead of one each.
+  // A held sink still drains at once when its pipe has less than `min_room` bytes of room, so
+  // a small pipe does not fall out of a lockstep group.
+  void holdDrain(uint64_t min_room) {
+    hold_drain_ = true;
+    hold_min_room_ = min_room;
+  }
+  void releaseDrain();
+
+  // Learns what the peer has acknowledged by now (TCP: SIOCOUTQ) and reports it. Sinks that
+  // deliver on write have nothing to learn. Called before a checkpoint or a detach, so that
+  // what is recorded is current, not up to one ack poll old.
+  virtual void refreshDelivery() {}
 
   virtual sys::Error start() = 0;
   // Stops delivering; what is in the pipe stays there (and is not acknowledged).
@@ -134,6 +149,8 @@ class Sink {
   uint64_t stream_delivered_ = 0;  // stream bytes delivered (acked / written)
   uint64_t head_stream_pos_ = 0;   // stream position of segments_.front()
   uint64_t epoch_ = 0;
+  bool hold_drain_ = false;
+  uint64_t hold_min_room_ = 0;
 };
 
 }  // namespace logsplice::outputs

@@ -29,6 +29,7 @@ class TcpSink : public Sink {
   ~TcpSink() override;
 
   SinkState state() const override { return state_; }
+  void refreshDelivery() override { updateAcks(); }
   sys::Error start() override;
   void stop() override;
   void close(std::function<void()> on_closed) override;

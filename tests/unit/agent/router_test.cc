@@ -146,11 +146,14 @@ std::vector<std::string> splitLines(const std::string& s) {
 }  // namespace
 
 TEST_CASE("Router: two sinks of one file are filled in lockstep with identical bytes") {
-  Harness h(4096);
+  // 50 KB in 4 KiB chunks; and 1 MB in 64 KiB chunks, where the 256 KiB pipes fill up inside
+  // one scheduling pass (drains are held) and must drain there without leaving the group.
+  auto [chunk, lines] = GENERATE(table<uint64_t, int>({{4096, 500}, {64 * 1024, 10000}}));
+  Harness h(chunk);
   FakeSink* a = h.addSink("a");
   FakeSink* b = h.addSink("b");
   std::string file = h.path("app.log");
-  std::string content = numberedLines(0, 500);  // 50 KB, about 13 chunks
+  std::string content = numberedLines(0, lines);
   writeFile(file, content);
   auto& f = h.follow(file);
   REQUIRE(h.waitFor([&] {
@@ -165,7 +168,7 @@ TEST_CASE("Router: two sinks of one file are filled in lockstep with identical b
   CHECK(st.copy_fallbacks == 0);
 
   // Growth keeps them together.
-  std::string more = numberedLines(500, 100);
+  std::string more = numberedLines(lines, 100);
   appendFile(file, more);
   h.refresh(f);
   REQUIRE(h.waitFor([&] { return b->received.size() == content.size() + more.size(); }));
@@ -257,6 +260,26 @@ TEST_CASE("Router: a sink whose pipe comes up short is demoted and catches up al
   CHECK(b->received == content);
   CHECK(h.router().stats().demotions > 0);
   CHECK(h.router().stats().lockstep_fills > 0);
+}
+
+TEST_CASE("Router: files that grew together leave in one drain") {
+  // Ten files reported in one batch (one inotify read): ten fills, one write to the sink.
+  Harness h;
+  FakeSink* a = h.addSink("a");
+  std::vector<std::string> contents;
+  for (int i = 0; i < 10; ++i) {
+    contents.push_back(numberedLines(i * 100, 5));
+    writeFile(h.path("f" + std::to_string(i) + ".log"), contents.back());
+  }
+  int drains_before = a->drains;
+  uint64_t fills_before = h.router().stats().fills;
+  for (int i = 0; i < 10; ++i) h.follow(h.path("f" + std::to_string(i) + ".log"));
+  size_t total = 0;
+  for (const auto& c : contents) total += c.size();
+  REQUIRE(h.waitFor([&] { return a->received.size() == total; }));
+  for (const auto& c : contents) CHECK(a->received.find(c) != std::string::npos);
+  CHECK(h.router().stats().fills - fills_before == 10);
+  CHECK(a->drains - drains_before == 1);
 }
 
 TEST_CASE("Router: truncation restarts every cursor at 0 of the new content") {
@@ -621,7 +644,7 @@ TEST_CASE("Router: a fill in flight when a sink breaks is discarded, nothing dup
   writeFile(file, content);
   h.router().setInlineFills(false);  // cached pages would be filled at once, on the loop
   h.follow(file);                    // the first fill is now in flight on the I/O thread
-  a->breakConnection();  // epoch bumps before the fill comes back
+  a->breakConnection();              // epoch bumps before the fill comes back
   REQUIRE(h.waitFor([&] { return a->received.size() >= content.size(); }));
   h.loop().runFor(20);
   CHECK(a->received == content);
