@@ -48,6 +48,7 @@ CFG = {
     "glob_active_pct": float(os.environ.get("LSB_GLOB_ACTIVE_PCT", "1")),
     "glob_rate": int(os.environ.get("LSB_GLOB_RATE", "10000")),
     "glob_seconds": float(os.environ.get("LSB_GLOB_SECONDS", "20")),
+    "glob_idle_seconds": float(os.environ.get("LSB_GLOB_IDLE_SECONDS", "20")),
     "zc_size": env_size("LSB_ZC_SIZE", "64M"),
     "fanout_sinks": int(os.environ.get("LSB_FANOUT_SINKS", "4")),
     "work": os.environ.get("LSB_WORK", "/tmp/logsplice-bench"),
@@ -636,7 +637,15 @@ def glob_trial(ws, c, nfiles, active, rate, seconds):
     s_scan = proc.sample_now()
     res["scan_cpu_s"] = s_scan[0] if s_scan else None
     res["rss_after_scan_kib"] = s_scan[1] if s_scan else None
+    # Idle: every file shipped, nothing written. What following N files costs by itself.
     time.sleep(1.0)
+    si0 = proc.sample_now()
+    ti0 = time.monotonic()
+    time.sleep(CFG["glob_idle_seconds"])
+    si1 = proc.sample_now()
+    if si0 and si1:
+        res["idle_cpu_pct"] = 100 * (si1[0] - si0[0]) / (time.monotonic() - ti0)
+        res["idle_rss_kib"] = si1[1]
     s0 = proc.sample_now()
     t0 = time.monotonic()
     gen = subprocess.run([tool("loggen"), "multi", in_dir, str(nfiles), str(active), str(rate), str(seconds),

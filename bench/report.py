@@ -108,8 +108,8 @@ def outage_table(rs):
 
 def glob_table(rs):
     lines = ["| contender | time to ship the first line of every file s | CPU s for that | RSS after MiB | "
-             "CPU % while 1% of files grow | RSS MiB | ok runs |",
-             "|---|---|---|---|---|---|---|"]
+             "CPU % idle (nothing written) | CPU % while 1% of files grow | RSS MiB | ok runs |",
+             "|---|---|---|---|---|---|---|---|"]
     for c in order(rs):
         mine = [r for r in rs if r["contender"] == c]
         good = [r for r in mine if r.get("ok")]
@@ -118,9 +118,10 @@ def glob_table(rs):
             r = mine[0]
             scan = (f"incomplete: {r.get('initial_lines', 0):,} of {r.get('files', 0):,} files after "
                     f"{fmt(r.get('scan_s'))} s; {r.get('rx', {}).get('lines', 0):,} lines in all")
-        lines.append("| {} | {} | {} | {} | {} | {} | {}/{} |".format(
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {}/{} |".format(
             c, scan, fmt(med(r.get("scan_cpu_s") for r in good)),
             fmt(med((r.get("rss_after_scan_kib") or 0) / 1024 for r in good)),
+            fmt(med(r.get("idle_cpu_pct") for r in good), 2),
             fmt(med(r.get("cpu_pct") for r in good), 1), fmt(med((r.get("rss_kib") or 0) / 1024 for r in good)),
             len(good), len(mine)))
     return lines
@@ -239,8 +240,9 @@ def main():
     if rs:
         r0 = rs[0]
         L += [f"## {r0['files']:,} files matched by one glob, {r0['active']} active", "",
-              f"Each file starts with one line (shipped from the beginning); then {r0['rate']:,} lines/s are "
-              f"appended round-robin to {r0['active']} of them for {r0['seconds']:.0f} s.", ""] + glob_table(rs) + [""]
+              f"Each file starts with one line (shipped from the beginning); once all are shipped, "
+              f"{cfg.get('glob_idle_seconds', 0):.0f} s with nothing written (idle CPU); then {r0['rate']:,} "
+              f"lines/s are appended round-robin to {r0['active']} of them for {r0['seconds']:.0f} s.", ""] + glob_table(rs) + [""]
     rs = by(results, "zerocopy")
     if rs:
         L += [f"## Zero-copy proof ({cfg['zc_size'] / 2**20:.0f} MiB → 1 TCP sink, under `strace -f`)", "",
