@@ -77,6 +77,9 @@ class Follower {
   Change refresh(sys::SysCalls& sys, uint64_t now_ms);
   // A file that only grows has its head re-read at most this often (below 1 KiB: always).
   static constexpr uint64_t kHeadRecheckMs = 1000;
+  // A head check was skipped (growth within kHeadRecheckMs of the last) and is still to do:
+  // the next refresh() does it even if nothing changed.
+  bool headCheckOwed() const { return head_owed_; }
   // Ends an unterminated final line: a break at size() (the router inserts the '\n'),
   // completeEnd = size. Bytes appended later to that line continue after the break, as a new
   // line. Returns whether a break was added.

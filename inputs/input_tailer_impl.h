@@ -154,6 +154,7 @@ class InputTailer::Impl : public DiscoveryHandler, public FdBudget::Holder {
   OwnedUvHandle<uv_timer_t> rescan_;        // safety-net rescan every rescan_interval
   OwnedUvHandle<uv_timer_t> fd_retry_;      // while files wait for an fd (backs off to 1 s)
   std::map<std::string, int> open_errors_;  // path -> errno already logged
+  std::set<uint64_t> scan_unchanged_;       // live followers a rescan's stat found unchanged
   std::set<uint64_t> partial_;   // followers that may hold an unterminated line (a superset)
   std::set<uint64_t> deferred_;  // follower ids to re-check for closing
   // Waiting for an fd, in arrival order; each also in a set so it is queued once.

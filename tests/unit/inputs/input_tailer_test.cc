@@ -203,6 +203,39 @@ TEST_CASE("tailer: copytruncate restarts at 0 with a new generation", "[tailer]"
   }
 }
 
+TEST_CASE("tailer: a rewrite hidden by regrowth within a second is found by the rescan",
+          "[tailer]") {
+  // Past 1 KiB the head is re-read at most once a second on growth. A copytruncate whose new
+  // content outgrows the old size within that second, after which the file goes quiet, is
+  // caught by the next rescan (the owed check), never left unshipped.
+  TempDir dir;
+  Loop loop;
+  RecordingObserver obs;
+  auto cfg = testConfig("t", {dir.path() + "/*.log"});
+  cfg.rescan_interval = std::chrono::milliseconds(100);
+  TailerRun run(loop, cfg, obs);
+  Writer w(dir / "app.log");
+  std::string old_content(2000, 'o');
+  old_content.back() = '\n';
+  w.write(old_content);
+  REQUIRE(loop.waitFor([&] { return obs.allShipped() == old_content; }));
+  std::string fresh;
+  for (int i = 0; i < 40; ++i)
+    fresh +=
+        "fresh line " + std::to_string(i) + " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n";
+  REQUIRE(fresh.size() > old_content.size());
+  // Both before the loop runs again: one batch of events, the file already larger than before.
+  REQUIRE(::truncate((dir / "app.log").c_str(), 0) == 0);
+  w.write(fresh);
+  REQUIRE(loop.waitFor([&] { return run->stats().truncations == 1; }, 3000));
+  REQUIRE(loop.waitFor([&] {
+    const std::string all = obs.allShipped();
+    return all.size() >= fresh.size() &&
+           all.compare(all.size() - fresh.size(), fresh.size(), fresh) == 0;
+  }));
+  CHECK(obs.records.size() == 1);
+}
+
 TEST_CASE("tailer: a file deleted while open is drained from the fd", "[tailer]") {
   TempDir dir;
   Loop loop;
