@@ -377,17 +377,13 @@ void Router::schedule() {
         onFillDone(std::move(job));
       }
     } while (schedule_again_ || !inline_jobs_.empty());
-    // A drain that frees room makes another pass worth it.
-    std::vector<std::string> names;
-    for (auto& [name, slot] : sinks_) names.push_back(name);
-    for (const std::string& name : names) {
-      auto it = sinks_.find(name);
-      if (it == sinks_.end()) continue;
-      uint64_t before = it->second.sink->inPipe();
-      it->second.sink->releaseDrain();
-      it = sinks_.find(name);
-      if (it != sinks_.end() && it->second.sink->inPipe() < before) {
-        it->second.wait_for_drain = false;
+    // A drain that frees room makes another pass worth it. Draining never erases a sink (only
+    // onFillDone and removeSink do), so the map can be walked while its sinks drain.
+    for (auto& [name, slot] : sinks_) {
+      uint64_t before = slot.sink->inPipe();
+      slot.sink->releaseDrain();
+      if (slot.sink->inPipe() < before) {
+        slot.wait_for_drain = false;
         schedule_again_ = true;
       }
     }

@@ -45,6 +45,15 @@ from support_net import HOST, Collector, RealCollector, free_port  # noqa: E402,
 
 # --- waiting ------------------------------------------------------------------------------
 
+def rss_kib(pid):
+    """Resident set size of a process now, in KiB (0 if /proc has no VmRSS line)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def wait_for(predicate, timeout=10.0, what="condition", interval=0.02):
     """Polls `predicate` until it returns something truthy and returns that value.
 

@@ -3,7 +3,7 @@ import glob
 import os
 import time
 
-from support import E2ETest, LineWriter, main, wait_for
+from support import E2ETest, LineWriter, main, rss_kib, wait_for
 
 
 def tcp(name, col, inputs=("app",)):
@@ -19,14 +19,6 @@ def archive_bytes(root):
         with open(f, "rb") as fh:
             data += fh.read()
     return data
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 class FanOut(E2ETest):

@@ -6,15 +6,7 @@ import signal
 import threading
 import time
 
-from support import E2ETest, main, wait_for
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from support import E2ETest, main, rss_kib, wait_for
 
 
 class Outage(E2ETest):
