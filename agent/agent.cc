@@ -10,7 +10,7 @@
 #include <map>
 #include <sstream>
 
-#include "agent/prom_text.h"
+#include "agent/status/prom_text.h"
 #include "config/parse.h"
 #include "outputs/archive_sink.h"
 #include "outputs/tcp_sink.h"

@@ -9,8 +9,8 @@
 
 #include "agent/checkpoint_store.h"
 #include "agent/router.h"
-#include "agent/status_server.h"
-#include "agent/sys/uv_handle.h"
+#include "agent/status/status_server.h"
+#include "sys/uv_handle.h"
 #include "config/config.h"
 #include "inputs/input_tailer.h"
 #include "outputs/sink.h"

@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <sstream>
 
-#include "agent/sys/make_dirs.h"
-#include "agent/sys/unique_fd.h"
+#include "sys/make_dirs.h"
+#include "sys/unique_fd.h"
 
 namespace logsplice::agent {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "agent/sys/splice.h"
+#include "sys/splice.h"
 #include "inputs/line_end.h"
 
 namespace logsplice::agent {

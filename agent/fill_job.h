@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "agent/sys/error.h"
-#include "agent/sys/pipe.h"
-#include "agent/sys/sys_calls.h"
-#include "agent/sys/unique_fd.h"
+#include "sys/error.h"
+#include "sys/pipe.h"
+#include "sys/sys_calls.h"
+#include "sys/unique_fd.h"
 
 namespace logsplice::agent {
 

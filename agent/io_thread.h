@@ -10,12 +10,12 @@
 #include <thread>
 
 #include "agent/fill_job.h"
-#include "agent/sys/uv_handle.h"
+#include "sys/uv_handle.h"
 
 namespace logsplice::agent {
 
 // The one thread that splices from regular files (which can block on disk reads even with
-// SPLICE_F_NONBLOCK, KERNEL-NOTES §1.6), so a cold catch-up never stalls the loop. Jobs go in
+// SPLICE_F_NONBLOCK, docs/design.md K4), so a cold catch-up never stalls the loop. Jobs go in
 // with submit() from the loop thread; finished jobs come back on the loop thread through a
 // uv_async_t, in submission order. start/stop/close as libuv.
 class IoThread {

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "agent/agent.h"
-#include "agent/status_client.h"
-#include "agent/sys/version.h"
+#include "agent/status/status_client.h"
+#include "sys/version.h"
 #include "config/parse.h"
 
 namespace {

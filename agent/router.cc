@@ -84,7 +84,7 @@ sys::Error Router::addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std:
 
 void Router::checkPipeBudget(const outputs::Sink& sink) {
   // Pipe memory is a per-user budget (pipe-user-pages-soft); past it the kernel silently hands
-  // out 8 KiB pipes (KERNEL-NOTES 1.5). The capacity was read back with F_GETPIPE_SZ.
+  // out 8 KiB pipes (docs/design.md K3). The capacity was read back with F_GETPIPE_SZ.
   size_t got = sink.pipe().capacity();
   if (got < cfg_.pipe_bytes) {
     spdlog::warn(
@@ -461,7 +461,7 @@ void Router::issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>
   job->chunk = cfg_.chunk_bytes;
   job->max_len = UINT64_MAX;
   for (SinkSlot* slot : group) job->max_len = std::min(job->max_len, slot->sink->room());
-  // Pipes count slots, not bytes (KERNEL-NOTES 1.5): a 64 KiB piece at an unaligned offset takes
+  // Pipes count slots, not bytes (docs/design.md K3): a 64 KiB piece at an unaligned offset takes
   // 17 page slots, so a pipe "with room for" 256 KiB takes only ~240 KiB of file pages. Leave an
   // eighth spare so the last piece is not cut short (which would demote a lockstep member).
   job->max_len -= job->max_len / 8;
@@ -482,7 +482,7 @@ void Router::issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>
   ++stats_.fills;
   if (group.size() > 1) ++stats_.lockstep_fills;
   // Splicing from the page cache does not block; reading from disk does (even with
-  // SPLICE_F_NONBLOCK, KERNEL-NOTES 1.6). Predict residency with a 1-byte RWF_NOWAIT read at
+  // SPLICE_F_NONBLOCK, docs/design.md K4). Predict residency with a 1-byte RWF_NOWAIT read at
   // both ends of the range: fresh appends and a cached catch-up run on the loop without a
   // thread round trip, anything cold goes to the I/O thread.
   // Bytes appended since the file's previous refresh, seconds ago at most, need no probe: they

@@ -14,7 +14,7 @@
 
 #include "agent/checkpoint_store.h"
 #include "agent/io_thread.h"
-#include "agent/sys/uv_handle.h"
+#include "sys/uv_handle.h"
 #include "config/config.h"
 #include "inputs/file_observer.h"
 #include "inputs/follower.h"

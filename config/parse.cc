@@ -12,7 +12,7 @@
 #include <string_view>
 #include <utility>
 
-#include "agent/sys/unique_fd.h"
+#include "sys/unique_fd.h"
 #include "config/units.h"
 #include "config/validate.h"
 

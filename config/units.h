@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 #include "config/config.h"
 
 namespace logsplice::config {

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <vector>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 #include "config/config.h"
 
 namespace logsplice::config {

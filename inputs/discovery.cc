@@ -12,7 +12,7 @@
 namespace logsplice::inputs {
 namespace {
 
-// Filesystems where inotify sees only this kernel's own operations (KERNEL-NOTES §4): writes
+// Filesystems where inotify sees only this kernel's own operations (docs/design.md K7): writes
 // by other NFS/SMB clients or by a FUSE server send no events, so such directories are polled.
 constexpr long kNfsMagic = 0x6969;
 constexpr long kFuseMagic = 0x65735546;

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 
 namespace logsplice::inputs {
 

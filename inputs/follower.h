@@ -7,8 +7,8 @@
 #include <set>
 #include <string>
 
-#include "agent/sys/sys_calls.h"
-#include "agent/sys/unique_fd.h"
+#include "sys/sys_calls.h"
+#include "sys/unique_fd.h"
 #include "config/config.h"
 #include "inputs/file_identity.h"
 

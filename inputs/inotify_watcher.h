@@ -7,14 +7,14 @@
 #include <memory>
 #include <string>
 
-#include "agent/sys/unique_fd.h"
+#include "sys/unique_fd.h"
 #include "inputs/owned_uv_handle.h"
 #include "inputs/watcher.h"
 
 namespace logsplice::inputs {
 
 // Watches directories through one raw inotify fd read from a uv_poll_t (libuv's uv_fs_event
-// drops IN_Q_OVERFLOW and rename cookies: KERNEL-NOTES §4). Only directories are watched: one
+// drops IN_Q_OVERFLOW and rename cookies: docs/design.md K7). Only directories are watched: one
 // directory watch covers every file in it, survives rotation, and lets the kernel coalesce
 // identical consecutive IN_MODIFY events (a per-file watch would interleave and defeat that).
 // Owns the inotify fd; the poll handle is declared after it so that it is closed (stopped)

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 #include "config/config.h"
 #include "inputs/fd_budget.h"
 #include "inputs/file_identity.h"

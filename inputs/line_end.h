@@ -2,8 +2,8 @@
 
 #include <cstdint>
 
-#include "agent/sys/error.h"
-#include "agent/sys/sys_calls.h"
+#include "sys/error.h"
+#include "sys/sys_calls.h"
 
 namespace logsplice::inputs {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 
 namespace logsplice::inputs {
 

@@ -7,8 +7,8 @@
 
 #include <algorithm>
 
-#include "agent/sys/make_dirs.h"
-#include "agent/sys/splice.h"
+#include "sys/make_dirs.h"
+#include "sys/splice.h"
 #include "outputs/archive_naming.h"
 
 namespace logsplice::outputs {

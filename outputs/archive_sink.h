@@ -6,9 +6,9 @@
 #include <map>
 #include <string>
 
-#include "agent/sys/sys_calls.h"
-#include "agent/sys/unique_fd.h"
-#include "agent/sys/uv_handle.h"
+#include "sys/sys_calls.h"
+#include "sys/unique_fd.h"
+#include "sys/uv_handle.h"
 #include "config/config.h"
 #include "outputs/sink.h"
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <map>
 
-#include "agent/sys/splice.h"
+#include "sys/splice.h"
 
 namespace logsplice::outputs {
 

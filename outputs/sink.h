@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/sys/pipe.h"
+#include "sys/pipe.h"
 
 namespace logsplice::outputs {
 

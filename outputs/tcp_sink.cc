@@ -10,7 +10,7 @@
 
 #include <cstring>
 
-#include "agent/sys/splice.h"
+#include "sys/splice.h"
 
 namespace logsplice::outputs {
 namespace {

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "agent/sys/unique_fd.h"
-#include "agent/sys/uv_handle.h"
+#include "sys/unique_fd.h"
+#include "sys/uv_handle.h"
 #include "config/config.h"
 #include "outputs/backoff.h"
 #include "outputs/sink.h"

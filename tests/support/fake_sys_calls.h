@@ -8,7 +8,7 @@
 #include <functional>
 #include <optional>
 
-#include "agent/sys/sys_calls.h"
+#include "sys/sys_calls.h"
 
 namespace logsplice::testing {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/sys/pipe.h"
-#include "agent/sys/sys_calls.h"
+#include "sys/pipe.h"
+#include "sys/sys_calls.h"
 #include "tests/support/fake_sys_calls.h"
 #include "tests/support/test_env.h"
 
@@ -182,7 +182,7 @@ TEST_CASE("executeFill: a break gets a '\\n' after its bytes, counted as one cop
 TEST_CASE("executeFill: no room for the break's '\\n' leaves newline_after false, uncounted") {
   IoResources io;
   // One page of file data fills a one-slot pipe: page-cache buffers never merge, so there is no
-  // slot left for the '\n' (KERNEL-NOTES §1.5).
+  // slot left for the '\n' (docs/design.md K3).
   std::string content(4096, 'z');
   auto file = tempFile(content);
   sys::Pipe out = makePipe(4096);

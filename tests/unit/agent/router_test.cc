@@ -621,7 +621,7 @@ TEST_CASE("Router: closing a file a sink lagged on counts the missed bytes") {
 // (Sink::acceptsData(cfg_.chunk_bytes): in_pipe + chunk_bytes <= capacity). A pipe smaller than
 // chunk_bytes therefore never gets a byte. That happens with `pipe_bytes` configured below
 // `chunk_bytes` (nothing validates it), and at run time when the per-user pipe budget is spent
-// and new pipes silently get 8 KiB (KERNEL-NOTES §1.5): the sink then starves without an error.
+// and new pipes silently get 8 KiB (docs/design.md K3): the sink then starves without an error.
 TEST_CASE("Router: a sink whose pipe is smaller than a chunk still gets its bytes") {
   Harness h(64 * 1024);
   FakeSink* a = h.addSink("a", 8192);

@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "agent/sys/sys_calls.h"
+#include "sys/sys_calls.h"
 #include "inputs/file_identity.h"
 #include "tests/support/test_env.h"
 

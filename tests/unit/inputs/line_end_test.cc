@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/sys/sys_calls.h"
+#include "sys/sys_calls.h"
 
 namespace logsplice::inputs {
 namespace {

@@ -1,4 +1,4 @@
-#include "agent/sys/make_dirs.h"
+#include "sys/make_dirs.h"
 
 #include <sys/stat.h>
 

@@ -1,4 +1,4 @@
-#include "agent/sys/error.h"
+#include "sys/error.h"
 
 #include <cstring>
 

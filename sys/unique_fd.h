@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <utility>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 
 namespace logsplice::sys {
 

@@ -1,4 +1,4 @@
-#include "agent/status_client.h"
+#include "agent/status/status_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,8 +11,8 @@
 #include <sstream>
 #include <string>
 
-#include "agent/status_server.h"
-#include "agent/sys/unique_fd.h"
+#include "agent/status/status_server.h"
+#include "sys/unique_fd.h"
 
 using namespace logsplice::agent;
 using logsplice::sys::UniqueFd;

@@ -1,4 +1,4 @@
-#include "agent/status_client.h"
+#include "agent/status/status_client.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,8 +16,8 @@
 #include <string_view>
 #include <utility>
 
-#include "agent/status_server.h"
-#include "agent/sys/unique_fd.h"
+#include "agent/status/status_server.h"
+#include "sys/unique_fd.h"
 
 namespace logsplice::agent {
 

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 
 namespace logsplice::agent {
 

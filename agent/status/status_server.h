@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 
 namespace logsplice::agent {
 

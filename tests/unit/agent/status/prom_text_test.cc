@@ -1,4 +1,4 @@
-#include "agent/prom_text.h"
+#include "agent/status/prom_text.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>

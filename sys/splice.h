@@ -3,8 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "agent/sys/error.h"
-#include "agent/sys/sys_calls.h"
+#include "sys/error.h"
+#include "sys/sys_calls.h"
 
 namespace logsplice::sys {
 
@@ -23,7 +23,7 @@ Result<size_t> splicePipeToFd(SysCalls& sys, int pipe_rd, int out_fd, uint64_t* 
                               size_t len, bool more);
 
 // Duplicates up to len bytes from the head of src into dst without consuming src. A second call
-// starts again at the head of src: a partial tee cannot be resumed (KERNEL-NOTES §2).
+// starts again at the head of src: a partial tee cannot be resumed (docs/design.md K5).
 Result<size_t> teePipe(SysCalls& sys, int src_rd, int dst_wr, size_t len);
 
 }  // namespace logsplice::sys

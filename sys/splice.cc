@@ -1,4 +1,4 @@
-#include "agent/sys/splice.h"
+#include "sys/splice.h"
 
 #include <fcntl.h>
 

@@ -1,4 +1,4 @@
-#include "agent/status_server.h"
+#include "agent/status/status_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,7 +13,7 @@
 #include <string>
 #include <thread>
 
-#include "agent/sys/unique_fd.h"
+#include "sys/unique_fd.h"
 
 using logsplice::agent::parseHostPort;
 using logsplice::agent::StatusServer;

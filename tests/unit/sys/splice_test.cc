@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "agent/sys/pipe.h"
-#include "agent/sys/splice.h"
-#include "agent/sys/unique_fd.h"
+#include "sys/pipe.h"
+#include "sys/splice.h"
+#include "sys/unique_fd.h"
 
 using namespace logsplice::sys;
 

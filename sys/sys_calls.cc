@@ -1,4 +1,4 @@
-#include "agent/sys/sys_calls.h"
+#include "sys/sys_calls.h"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "agent/sys/error.h"
+#include "sys/error.h"
 
 namespace logsplice::sys {
 

@@ -1,4 +1,4 @@
-#include "agent/status_server.h"
+#include "agent/status/status_server.h"
 
 #include <arpa/inet.h>
 #include <spdlog/spdlog.h>

@@ -1,4 +1,4 @@
-#include "agent/sys/pipe.h"
+#include "sys/pipe.h"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>

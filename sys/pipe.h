@@ -2,15 +2,15 @@
 
 #include <cstddef>
 
-#include "agent/sys/error.h"
-#include "agent/sys/unique_fd.h"
+#include "sys/error.h"
+#include "sys/unique_fd.h"
 
 namespace logsplice::sys {
 
 // A non-blocking, close-on-exec pipe and its real capacity (F_GETPIPE_SZ read back: the kernel
 // rounds requests up to a power of two of pages, and past pipe-user-pages-soft it silently
 // hands out less). Capacity is counted in slots of one buffer each, so a pipe can be "full"
-// well below capacity bytes when it was filled by many small splices (KERNEL-NOTES §1.5).
+// well below capacity bytes when it was filled by many small splices (docs/design.md K3).
 class Pipe {
  public:
   // Creates a pipe and asks for want_bytes of capacity; failing to grow is not an error (the

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/prom_text.h"
-#include "agent/sys/error.h"
+#include "agent/status/prom_text.h"
+#include "sys/error.h"
 
 namespace logsplice::agent {
 
