@@ -14,6 +14,7 @@
 #include "config/parse.h"
 #include "outputs/archive_sink.h"
 #include "outputs/tcp_sink.h"
+#include "sys/assert.h"
 
 namespace logsplice::agent {
 namespace {
@@ -95,8 +96,7 @@ sys::Error Agent::start() {
       if (t->config().name == f.inputName()) t->poke(f);
     }
   });
-  uv_timer_init(&loop_, soon_timer_.allocate());
-  soon_timer_.get()->data = this;
+  LS_CHECK_UV(soon_timer_.init(uv_timer_init, &loop_, this));
   router_->setOnNewFile([this] {
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(soon_timer_.get()))) {
       uv_timer_start(
@@ -120,8 +120,7 @@ sys::Error Agent::start() {
 
   for (int signum : {SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
     sys::UvHandle<uv_signal_t> h;
-    uv_signal_init(&loop_, h.allocate());
-    h.get()->data = this;
+    LS_CHECK_UV(h.init(uv_signal_init, &loop_, this));
     uv_signal_start(
         h.get(),
         [](uv_signal_t* s, int n) {
@@ -137,8 +136,7 @@ sys::Error Agent::start() {
     if (auto err = status_->start()) return err;
     spdlog::info("metrics listening on {} (port {})", status_->listenAddress(), status_->port());
   }
-  uv_timer_init(&loop_, checkpoint_timer_.allocate());
-  checkpoint_timer_.get()->data = this;
+  LS_CHECK_UV(checkpoint_timer_.init(uv_timer_init, &loop_, this));
   auto every = static_cast<uint64_t>(cfg_.agent.checkpoint_interval.count());
   uv_timer_start(
       checkpoint_timer_.get(),
@@ -339,8 +337,7 @@ void Agent::beginShutdown() {
   spdlog::info("stopping: draining outputs (at most {} ms)", cfg_.agent.shutdown_timeout.count());
   router_->stopFilling();
   for (auto& t : tailers_) t->stop();
-  uv_timer_init(&loop_, shutdown_timer_.allocate());
-  shutdown_timer_.get()->data = this;
+  LS_CHECK_UV(shutdown_timer_.init(uv_timer_init, &loop_, this));
   uv_timer_start(
       shutdown_timer_.get(),
       [](uv_timer_t* t) {

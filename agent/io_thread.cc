@@ -1,4 +1,5 @@
 #include "agent/io_thread.h"
+#include "sys/assert.h"
 
 #include <fcntl.h>
 
@@ -18,10 +19,9 @@ sys::Error IoThread::start(size_t pipe_bytes) {
   src_ = std::move(src.value());
   dev_null_.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
   if (!dev_null_) return sys::Error::fromErrno(errno, "/dev/null");
-  uv_async_init(loop_, async_.allocate(), [](uv_async_t* a) {
-    if (a->data) static_cast<IoThread*>(a->data)->deliverDone();
-  });
-  async_.get()->data = this;
+  LS_CHECK_UV(async_.init(uv_async_init, loop_, this, [](uv_async_t* a) {
+    static_cast<IoThread*>(a->data)->deliverDone();
+  }));
   thread_ = std::thread([this] { run(); });
   return sys::Error::ok();
 }

@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "inputs/line_end.h"
+#include "sys/assert.h"
 
 namespace logsplice::agent {
 namespace {
@@ -45,10 +46,8 @@ Router::Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore&
       cfg_(cfg),
       store_(store),
       io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }) {
-  uv_timer_init(loop_, poke_timer_.allocate());
-  poke_timer_.get()->data = this;
-  uv_timer_init(loop_, sched_timer_.allocate());
-  sched_timer_.get()->data = this;
+  LS_CHECK_UV(poke_timer_.init(uv_timer_init, loop_, this));
+  LS_CHECK_UV(sched_timer_.init(uv_timer_init, loop_, this));
 }
 
 Router::~Router() {

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "sys/unique_fd.h"
-#include "inputs/owned_uv_handle.h"
+#include "sys/uv_handle.h"
 #include "inputs/watcher.h"
 
 namespace logsplice::inputs {
@@ -49,7 +49,7 @@ class InotifyWatcher : public Watcher {
   uv_loop_t* loop_;
   WatchHandler& handler_;
   sys::UniqueFd fd_;               // closed after poll_ (member order)
-  OwnedUvHandle<uv_poll_t> poll_;  // readable inotify fd
+  sys::UvHandle<uv_poll_t> poll_;  // readable inotify fd
   std::map<int, std::string> dir_by_wd_;
   std::map<std::string, int> wd_by_dir_;
   bool started_ = false;

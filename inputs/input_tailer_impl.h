@@ -19,7 +19,7 @@
 #include "inputs/fd_budget.h"
 #include "inputs/follower_table.h"
 #include "inputs/input_tailer.h"
-#include "inputs/owned_uv_handle.h"
+#include "sys/uv_handle.h"
 
 namespace logsplice::inputs {
 
@@ -150,9 +150,9 @@ class InputTailer::Impl : public DiscoveryHandler, public FdBudget::Holder {
   InputStats stats_;
   FollowerTable table_;
   Discovery discovery_;
-  OwnedUvHandle<uv_timer_t> tick_;          // rotated/deleted refresh, partial lines, closing
-  OwnedUvHandle<uv_timer_t> rescan_;        // safety-net rescan every rescan_interval
-  OwnedUvHandle<uv_timer_t> fd_retry_;      // while files wait for an fd (backs off to 1 s)
+  sys::UvHandle<uv_timer_t> tick_;          // rotated/deleted refresh, partial lines, closing
+  sys::UvHandle<uv_timer_t> rescan_;        // safety-net rescan every rescan_interval
+  sys::UvHandle<uv_timer_t> fd_retry_;      // while files wait for an fd (backs off to 1 s)
   std::map<std::string, int> open_errors_;  // path -> errno already logged
   std::set<uint64_t> scan_unchanged_;       // live followers a rescan's stat found unchanged
   std::set<uint64_t> partial_;   // followers that may hold an unterminated line (a superset)

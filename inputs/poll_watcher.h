@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "inputs/owned_uv_handle.h"
+#include "sys/uv_handle.h"
 #include "inputs/watcher.h"
 
 namespace logsplice::inputs {
@@ -50,7 +50,7 @@ class PollWatcher : public Watcher {
   uv_loop_t* loop_;
   WatchHandler& handler_;
   uint64_t interval_ms_;
-  OwnedUvHandle<uv_timer_t> timer_;
+  sys::UvHandle<uv_timer_t> timer_;
   std::map<std::string, Snapshot> dirs_;
   bool started_ = false;
 };

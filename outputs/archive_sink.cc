@@ -10,6 +10,7 @@
 #include "sys/make_dirs.h"
 #include "sys/splice.h"
 #include "outputs/archive_naming.h"
+#include "sys/assert.h"
 
 namespace logsplice::outputs {
 namespace {
@@ -39,8 +40,7 @@ sys::Error ArchiveSink::start() {
     // Not fatal: the disk may come back (or the directory be created); the sink waits paused.
     pause(err);
   }
-  uv_timer_init(loop_, timer_.allocate());
-  timer_.get()->data = this;
+  LS_CHECK_UV(timer_.init(uv_timer_init, loop_, this));
   uv_timer_start(
       timer_.get(),
       [](uv_timer_t* t) {

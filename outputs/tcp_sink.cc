@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "sys/splice.h"
+#include "sys/assert.h"
 
 namespace logsplice::outputs {
 namespace {
@@ -57,10 +58,8 @@ sys::Error TcpSink::start() {
   auto pipe = sys::Pipe::create(pipe_bytes_);
   if (!pipe.ok()) return pipe.error();
   pipe_ = std::move(pipe.value());
-  uv_timer_init(loop_, timer_.allocate());
-  timer_.get()->data = this;
-  uv_timer_init(loop_, ack_timer_.allocate());
-  ack_timer_.get()->data = this;
+  LS_CHECK_UV(timer_.init(uv_timer_init, loop_, this));
+  LS_CHECK_UV(ack_timer_.init(uv_timer_init, loop_, this));
   uv_timer_start(
       ack_timer_.get(),
       [](uv_timer_t* t) {
@@ -119,8 +118,10 @@ void TcpSink::onResolved(int status, struct addrinfo* res) {
     fail("connect", errno);
     return;
   }
-  uv_poll_init_socket(loop_, poll_.allocate(), fd);
-  poll_.get()->data = this;
+  if (int rc = poll_.init(uv_poll_init_socket, loop_, this, fd); rc != 0) {
+    fail(std::string("uv_poll_init_socket: ") + uv_strerror(rc), 0);
+    return;
+  }
   poll_events_ = 0;
   updatePollEvents();
   uv_timer_start(

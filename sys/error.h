@@ -25,7 +25,7 @@ const char* errorCodeName(ErrorCode code);
 
 // A value describing a failure, like LevelDB's Status: a code, the errno (0 if none) and a
 // context string (a path, host:port, or file:line:col). Cheap to copy; no exceptions.
-class Error {
+class [[nodiscard]] Error {
  public:
   Error() = default;
   Error(ErrorCode code, std::string context, int err = 0)

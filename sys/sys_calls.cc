@@ -1,6 +1,7 @@
 #include "sys/sys_calls.h"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -33,6 +34,19 @@ SysResult SysCalls::write(int fd, const void* buf, size_t len) {
 
 SysResult SysCalls::pwrite(int fd, const void* buf, size_t len, off_t offset) {
   return wrap(::pwrite(fd, buf, len, offset));
+}
+
+SysResult SysCalls::preadv2(int fd, void* buf, size_t len, off_t offset, int flags) {
+  struct iovec v{buf, len};
+  return wrap(::preadv2(fd, &v, 1, offset, flags));
+}
+
+SysResult SysCalls::fdatasync(int fd) {
+  return wrap(::fdatasync(fd));
+}
+
+SysResult SysCalls::writev(int fd, const struct iovec* iov, int iovcnt) {
+  return wrap(::writev(fd, iov, iovcnt));
 }
 
 SysCalls& SysCalls::real() {

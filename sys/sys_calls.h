@@ -1,6 +1,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <cstddef>
@@ -17,7 +18,8 @@ struct SysResult {
 
 // The seam between the data path and the kernel (after LevelDB's Env and Envoy's OsSysCalls):
 // the calls that move log bytes go through here so tests can force EAGAIN, ENOSPC, EPIPE or
-// EINVAL. Everything else calls the OS directly. Implementations must be thread-safe: the I/O
+// EINVAL. Everything else calls the OS directly.
+// (splice, tee, reads, writes and fdatasync of log bytes and of their destinations.) Implementations must be thread-safe: the I/O
 // thread and the loop thread share the real one.
 class SysCalls {
  public:
@@ -28,6 +30,11 @@ class SysCalls {
   virtual SysResult pread(int fd, void* buf, size_t len, off_t offset);
   virtual SysResult write(int fd, const void* buf, size_t len);
   virtual SysResult pwrite(int fd, const void* buf, size_t len, off_t offset);
+  // preadv2 with flags (RWF_NOWAIT: the residency probe, which must fail with EAGAIN rather
+  // than wait for the disk).
+  virtual SysResult preadv2(int fd, void* buf, size_t len, off_t offset, int flags);
+  virtual SysResult fdatasync(int fd);
+  virtual SysResult writev(int fd, const struct iovec* iov, int iovcnt);
 
   // The process-wide real implementation.
   static SysCalls& real();
