@@ -197,6 +197,8 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   fs.input = f.inputName();
   fs.path = f.path();
   fs.source_name = baseName(f.path());
+  fs.source = std::make_shared<const outputs::SourceInfo>(
+      outputs::SourceInfo{fs.input, fs.path, fs.source_name});
   fs.identity = f.identity();
   fs.generation = f.generation();
   fs.copy_mode = f.copyMode();
@@ -540,8 +542,7 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
     seg.newline_first = t.newline_first_written;
     seg.ends_line =
         t.newline_after || (t.moved == planned && job->planned_at_boundary && !job->limit_is_break);
-    seg.input = fs.input;
-    seg.source_name = fs.source_name;
+    seg.source = fs.source;
     bool stale = !fs.follower || job->generation != fs.generation;
     if (!stale) {
       Cursor& c = fs.cursors[t.sink];

@@ -127,6 +127,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
     std::string input;
     std::string path;
     std::string source_name;  // archive naming: the name the file had when first seen
+    std::shared_ptr<const outputs::SourceInfo> source;  // handed to every segment
     inputs::FileIdentity identity;
     uint64_t generation = 0;
     std::map<std::string, Cursor> cursors;  // by sink name

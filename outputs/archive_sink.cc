@@ -64,7 +64,7 @@ void ArchiveSink::pause(const sys::Error& why) {
 
 sys::Error ArchiveSink::openNew(const std::string& key, const Segment& seg) {
   std::time_t now = std::time(nullptr);
-  std::string dir = archiveDirFor(cfg_.dir, seg.input, seg.source_name, now);
+  std::string dir = archiveDirFor(cfg_.dir, seg.source->input, seg.source->source_name, now);
   if (auto err = sys::makeDirs(dir)) return err;
   for (int collision = 0; collision < 1000; ++collision) {
     std::string path = dir + "/" + archiveFileName(now, collision);
@@ -83,7 +83,7 @@ sys::Error ArchiveSink::openNew(const std::string& key, const Segment& seg) {
 }
 
 sys::Result<ArchiveSink::OpenFile*> ArchiveSink::fileFor(const Segment& seg) {
-  std::string key = seg.input + '\0' + seg.source_name;
+  std::string key = seg.source->input + '\0' + seg.source->source_name;
   auto it = files_.find(key);
   if (it != files_.end()) {
     OpenFile& f = it->second;

@@ -3,12 +3,21 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "sys/pipe.h"
 
 namespace logsplice::outputs {
+
+// What a sink may want to know of the file a segment comes from: the archive names its files by
+// input and source name; event sinks put the host's input, path and offset into each event.
+struct SourceInfo {
+  std::string input;        // the input's name
+  std::string path;         // the path the file had when it was first seen
+  std::string source_name;  // its base name (archive naming)
+};
 
 // A run of one source file's bytes that the router put into a sink's pipe, in order. `newline`
 // is 1 when the router wrote a '\n' after the bytes (a split long line or a final line without
@@ -21,9 +30,8 @@ struct Segment {
   uint32_t newline = 0;        // extra bytes written after them (0 or 1)
   bool ends_line = true;       // the last byte (or the added newline) ends a line (router sets it)
   bool newline_first = false;  // a '\n' owed from an earlier segment precedes the bytes
-  // Which archive file the bytes belong to; tcp sinks ignore these.
-  std::string input;
-  std::string source_name;
+  // Where the bytes come from, shared by every segment of the file (no per-segment strings).
+  std::shared_ptr<const SourceInfo> source;
 
   uint64_t streamBytes() const { return length + newline + (newline_first ? 1 : 0); }
 };
@@ -60,6 +68,9 @@ struct SinkStats {
   uint64_t resent_bytes = 0;
   uint64_t pauses = 0;
   uint64_t missed_bytes = 0;  // set by the router (retention released a file the sink lagged on)
+  // Bytes moved through the agent's own memory on their way to this sink (read/write fallback,
+  // added newlines, and everything an event sink reads out of its pipe to frame it).
+  uint64_t bytes_copied = 0;
 };
 
 // A destination fed through its own pipe: the router fills the pipe (on the I/O thread) and then

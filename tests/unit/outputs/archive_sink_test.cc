@@ -66,8 +66,7 @@ struct Fixture {
     seg.file_id = file_id;
     seg.offset = next_offset[file_id];
     seg.length = bytes.size();
-    seg.input = input;
-    seg.source_name = source;
+    seg.source = std::make_shared<const SourceInfo>(SourceInfo{input, source, source});
     seg.ends_line = !bytes.empty() && bytes.back() == '\n';  // as the router sets it
     next_offset[file_id] += bytes.size();
     sink->appended(seg);
