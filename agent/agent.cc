@@ -224,7 +224,7 @@ std::string describe(const config::OutputConfig& o) {
   for (const auto& i : o.inputs) s << i << ',';
   if (const auto* t = std::get_if<config::TcpOutput>(&o.kind)) {
     s << "tcp|";
-    for (const auto& a : t->addresses) s << a << ',';
+    for (const auto& a : t->addresses) s << a.toString() << ',';
     s << t->backoff.initial.count() << ',' << t->backoff.max.count() << ','
       << t->connect_timeout.count() << ',' << t->keepalive.count();
   } else {

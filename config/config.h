@@ -7,6 +7,8 @@
 #include <variant>
 #include <vector>
 
+#include "sys/host_port.h"
+
 namespace logsplice::config {
 
 using Millis = std::chrono::milliseconds;
@@ -23,7 +25,7 @@ struct AgentConfig {
   std::string log_level = "info";               // trace|debug|info|warn|error|critical|off
   std::string log_file;                         // empty = stderr; SIGUSR1 reopens it
   // agent.metrics.listen, "host:port" ([v6]:port for IPv6); port 0 = any free port.
-  std::optional<std::string> metrics_listen;    // agent.metrics.listen "127.0.0.1:9880"; absent = off
+  std::optional<sys::HostPort> metrics_listen;  // agent.metrics.listen "127.0.0.1:9880"; absent = off
   Millis checkpoint_interval{1000};             // agent.checkpoint_interval
   Millis shutdown_timeout{10000};               // agent.shutdown_timeout: drain bound on SIGTERM
   bool lockstep = true;                         // agent.lockstep: tee group for in-step sinks
@@ -67,7 +69,7 @@ struct Backoff {
 
 // `type: tcp` output.
 struct TcpOutput {
-  std::vector<std::string> addresses;  // "host:port", tried in order (failover)
+  std::vector<sys::HostPort> addresses;  // tried in order (failover)
   Backoff backoff;                     // reconnect backoff (jittered, exponential)
   Millis connect_timeout{5000};
   Millis keepalive{30000};             // TCP keepalive idle time; also TCP_USER_TIMEOUT

@@ -403,15 +403,17 @@ class Parser {
     readStringList(fields, key, out, [](const std::string&) { return std::string(); });
   }
 
-  void readAddress(const Fields& fields, std::string_view key, std::optional<std::string>& out) {
+  void readAddress(const Fields& fields, std::string_view key,
+                   std::optional<sys::HostPort>& out) {
     const Field* f = scalar(fields, key, "a host:port address");
     if (f == nullptr) return;
-    sys::Result<HostPort> address = parseHostPort(f->value.Scalar(), /*allow_port_zero=*/true);
+    sys::Result<sys::HostPort> address =
+        sys::parseHostPort(f->value.Scalar(), /*allow_port_zero=*/true);
     if (!address.ok()) {
       error(valueMark(*f), fields.label(key) + ": " + address.error().context());
       return;
     }
-    out = f->value.Scalar();
+    out = std::move(address.value());
   }
 
   // A required, non-empty list under the top-level `key`; calls `parse_entry` for each map in it.
@@ -576,10 +578,15 @@ class Parser {
     TcpOutput tcp;
     std::string where = "in " + label;
     if (require(fields, "addresses", where)) {
-      readStringList(fields, "addresses", tcp.addresses, [](const std::string& address) {
-        sys::Result<HostPort> parsed = parseHostPort(address);
+      std::vector<std::string> texts;
+      readStringList(fields, "addresses", texts, [](const std::string& address) {
+        sys::Result<sys::HostPort> parsed = sys::parseHostPort(address);
         return parsed.ok() ? std::string() : parsed.error().context();
       });
+      for (const std::string& text : texts) {
+        sys::Result<sys::HostPort> parsed = sys::parseHostPort(text);
+        if (parsed.ok()) tcp.addresses.push_back(std::move(parsed.value()));
+      }
       const Field* addresses = fields.find("addresses");
       if (addresses->value.IsSequence() && addresses->value.size() == 0) {
         error(valueMark(*addresses), "'addresses' must list at least one host:port");

@@ -27,18 +27,6 @@ std::string normalizeDir(const std::string& dir) {
   return out;
 }
 
-bool isHostChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_';
-}
-
-bool looksLikeIpv4(std::string_view host) {
-  for (char c : host) {
-    if (!((c >= '0' && c <= '9') || c == '.')) return false;
-  }
-  return true;
-}
-
 class Validator {
  public:
   explicit Validator(const Config& config) : config_(config) {}
@@ -115,66 +103,6 @@ class Validator {
 
 std::vector<ConfigError> validateConfig(const Config& config) {
   return Validator(config).run();
-}
-
-sys::Result<HostPort> parseHostPort(std::string_view text, bool allow_port_zero) {
-  const std::string quoted = "'" + std::string(text) + "'";
-  size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos) {
-    return sys::Error::invalidConfig("address " + quoted + " has no port (expected host:port)");
-  }
-  std::string_view host = text.substr(0, colon);
-  std::string_view port_text = text.substr(colon + 1);
-  HostPort out;
-  if (!host.empty() && host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') {
-      return sys::Error::invalidConfig("address " + quoted +
-                                       " has a bad IPv6 part (expected [addr]:port)");
-    }
-    out.host = std::string(host.substr(1, host.size() - 2));
-    in6_addr addr6{};
-    if (inet_pton(AF_INET6, out.host.c_str(), &addr6) != 1) {
-      return sys::Error::invalidConfig("address " + quoted + ": '" + out.host +
-                                       "' is not an IPv6 address");
-    }
-  } else {
-    if (host.empty()) {
-      return sys::Error::invalidConfig("address " + quoted + " has no host (expected host:port)");
-    }
-    if (host.find(':') != std::string_view::npos) {
-      return sys::Error::invalidConfig("address " + quoted +
-                                       ": IPv6 addresses need brackets, e.g. [::1]:5140");
-    }
-    for (char c : host) {
-      if (!isHostChar(c)) {
-        return sys::Error::invalidConfig("address " + quoted + ": '" + std::string(host) +
-                                         "' is not a valid host name or IP address");
-      }
-    }
-    out.host = std::string(host);
-    in_addr addr4{};
-    if (looksLikeIpv4(host) && inet_pton(AF_INET, out.host.c_str(), &addr4) != 1) {
-      return sys::Error::invalidConfig("address " + quoted + ": '" + out.host +
-                                       "' is not a valid IPv4 address");
-    }
-  }
-  const char* range = allow_port_zero ? "0..65535" : "1..65535";
-  if (port_text.empty()) {
-    return sys::Error::invalidConfig("address " + quoted + " has no port (expected host:port)");
-  }
-  uint64_t port = 0;
-  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (ec == std::errc::result_out_of_range) port = UINT64_MAX;
-  if (ec == std::errc::invalid_argument || ptr != port_text.data() + port_text.size()) {
-    return sys::Error::invalidConfig("address " + quoted + ": port '" + std::string(port_text) +
-                                     "' is not a number");
-  }
-  if (port > 65535 || (port == 0 && !allow_port_zero)) {
-    return sys::Error::invalidConfig("address " + quoted + ": port " + std::string(port_text) +
-                                     " is out of range (" + range + ")");
-  }
-  out.port = static_cast<uint16_t>(port);
-  return out;
 }
 
 }  // namespace logsplice::config

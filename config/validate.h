@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sys/error.h"
+#include "sys/host_port.h"
 #include "config/config.h"
 
 namespace logsplice::config {
@@ -17,17 +18,5 @@ namespace logsplice::config {
 // mark of the offending entry. An empty result means the config is valid. Pure function; safe to
 // call from any thread (the agent calls it again on SIGHUP reloads).
 std::vector<ConfigError> validateConfig(const Config& config);
-
-// A network endpoint written "host:port". `host` is a name, an IPv4 address or a bracketed IPv6
-// address; the brackets are removed here, so `host` can go straight to getaddrinfo().
-struct HostPort {
-  std::string host;
-  uint16_t port = 0;
-};
-
-// Splits and checks "host:port". The port must be 1..65535, or 0..65535 with `allow_port_zero`
-// (a listen address, where 0 asks the kernel for a free port). IPv6 needs brackets: "[::1]:80".
-// The error's context says what is wrong, without naming the config key.
-sys::Result<HostPort> parseHostPort(std::string_view text, bool allow_port_zero = false);
 
 }  // namespace logsplice::config

@@ -24,17 +24,6 @@ TcpSink* self(void* data) {
 
 }  // namespace
 
-bool splitHostPort(const std::string& address, std::string* host, std::string* port) {
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon + 1 >= address.size()) return false;
-  std::string h = address.substr(0, colon);
-  if (h.size() >= 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (h.empty()) return false;
-  *host = h;
-  *port = address.substr(colon + 1);
-  return true;
-}
-
 TcpSink::TcpSink(uv_loop_t* loop, std::string name, const config::TcpOutput& cfg,
                  SinkListener& listener, size_t pipe_bytes)
     : Sink(std::move(name), listener),
@@ -50,7 +39,7 @@ TcpSink::~TcpSink() {
   }
 }
 
-const std::string& TcpSink::currentAddress() const {
+const sys::HostPort& TcpSink::currentAddress() const {
   return cfg_.addresses[addr_index_ % cfg_.addresses.size()];
 }
 
@@ -73,11 +62,8 @@ sys::Error TcpSink::start() {
 
 void TcpSink::resolveNext() {
   state_ = SinkState::kConnecting;
-  std::string host, port;
-  if (!splitHostPort(currentAddress(), &host, &port)) {
-    fail("bad address", EINVAL);
-    return;
-  }
+  const std::string& host = currentAddress().host;
+  const std::string port = std::to_string(currentAddress().port);
   resolving_ = new uv_getaddrinfo_t{};
   resolving_->data = this;
   struct addrinfo hints {};
@@ -207,10 +193,10 @@ void TcpSink::onConnected() {
   ++stats_.connects;
   backoff_.reset();
   if (outage_logged_) {
-    spdlog::info("output '{}': connected to {} again", name_, currentAddress());
+    spdlog::info("output '{}': connected to {} again", name_, currentAddress().toString());
     outage_logged_ = false;
   } else {
-    spdlog::info("output '{}': connected to {}", name_, currentAddress());
+    spdlog::info("output '{}': connected to {}", name_, currentAddress().toString());
   }
   updatePollEvents();
   drain();
@@ -262,10 +248,10 @@ void TcpSink::fail(const std::string& why, int err) {
   if (was_connected) ++stats_.disconnects;
   if (!outage_logged_) {
     spdlog::warn("output '{}': {} ({}); retrying with backoff, the file is the buffer", name_,
-                 detail, currentAddress());
+                 detail, currentAddress().toString());
     outage_logged_ = true;
   } else {
-    spdlog::debug("output '{}': {} ({})", name_, detail, currentAddress());
+    spdlog::debug("output '{}': {} ({})", name_, detail, currentAddress().toString());
   }
   closeConnection();
   rewindUnacknowledged();

@@ -12,8 +12,6 @@
 
 namespace logsplice::outputs {
 
-// Splits "host:port" or "[v6addr]:port". Returns false on a malformed address.
-bool splitHostPort(const std::string& address, std::string* host, std::string* port);
 
 // Newline-delimited lines to a collector over TCP. Connects without blocking (name resolution
 // through uv_getaddrinfo, non-blocking connect with a timeout), fails over to the next address
@@ -35,7 +33,7 @@ class TcpSink : public Sink {
   void close(std::function<void()> on_closed) override;
   // Reads the acknowledged byte count now and reports delivery.
   void updateAcks();
-  const std::string& currentAddress() const;
+  const sys::HostPort& currentAddress() const;
 
  protected:
   void drain() override;

@@ -329,10 +329,11 @@ class StatusServer::Connection {
   uv_shutdown_t shutdown_req_;
 };
 
-StatusServer::StatusServer(uv_loop_t* loop, std::string listen, MetricsFn metrics, HealthFn health,
-                           StatusServerOptions options)
+StatusServer::StatusServer(uv_loop_t* loop, sys::HostPort listen, MetricsFn metrics,
+                           HealthFn health, StatusServerOptions options)
     : loop_(loop),
-      listen_(std::move(listen)),
+      listen_address_(std::move(listen)),
+      listen_(listen_address_.toString()),
       metrics_(std::move(metrics)),
       health_(std::move(health)),
       options_(options) {}
@@ -354,7 +355,7 @@ StatusServer::~StatusServer() {
 
 sys::Error StatusServer::start() {
   assert(listener_ == nullptr && "start() is called once");
-  auto addr = parseHostPort(listen_);
+  auto addr = sys::numericAddress(listen_address_);
   if (!addr) return addr.error();
 
   listener_ = new uv_tcp_t;
@@ -448,35 +449,9 @@ void StatusServer::finishCloseIfDone() {
 }
 
 sys::Result<sockaddr_storage> parseHostPort(std::string_view host_port) {
-  auto bad = [&](const char* why) {
-    return sys::Error::invalidArgument("bad address '" + std::string(host_port) + "': " + why +
-                                       " (expected host:port, e.g. 127.0.0.1:9880)");
-  };
-  size_t colon = host_port.rfind(':');
-  if (colon == std::string_view::npos) return bad("no port");
-  std::string_view host = host_port.substr(0, colon);
-  std::string_view port_text = host_port.substr(colon + 1);
-  unsigned port = 0;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
-      port > 65535) {
-    return bad("port must be a number from 0 to 65535");
-  }
-  sockaddr_storage out{};
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    std::string ip(host.substr(1, host.size() - 2));
-    if (uv_ip6_addr(ip.c_str(), static_cast<int>(port), reinterpret_cast<sockaddr_in6*>(&out)) !=
-        0) {
-      return bad("not an IPv6 address");
-    }
-    return out;
-  }
-  if (host.empty()) return bad("no host");
-  std::string ip = host == "localhost" ? std::string("127.0.0.1") : std::string(host);
-  if (uv_ip4_addr(ip.c_str(), static_cast<int>(port), reinterpret_cast<sockaddr_in*>(&out)) != 0) {
-    return bad("host must be an IPv4 address, [IPv6] or localhost");
-  }
-  return out;
+  auto hp = sys::parseHostPort(host_port, /*allow_port_zero=*/true);
+  if (!hp) return hp.error();
+  return sys::numericAddress(hp.value());
 }
 
 }  // namespace logsplice::agent

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "sys/error.h"
+#include "sys/host_port.h"
 
 namespace logsplice::agent {
 
@@ -49,7 +50,7 @@ class StatusServer {
   using MetricsFn = std::function<std::string()>;
   using HealthFn = std::function<Health()>;
 
-  StatusServer(uv_loop_t* loop, std::string listen, MetricsFn metrics, HealthFn health,
+  StatusServer(uv_loop_t* loop, sys::HostPort listen, MetricsFn metrics, HealthFn health,
                StatusServerOptions options = StatusServerOptions());
   ~StatusServer();
   StatusServer(const StatusServer&) = delete;
@@ -76,7 +77,8 @@ class StatusServer {
   void finishCloseIfDone();
 
   uv_loop_t* loop_;
-  std::string listen_;
+  sys::HostPort listen_address_;
+  std::string listen_;  // listen_address_ as text, for messages
   MetricsFn metrics_;
   HealthFn health_;
   StatusServerOptions options_;
@@ -87,8 +89,8 @@ class StatusServer {
   std::function<void()> on_closed_;
 };
 
-// Parses "host:port" where host is an IPv4 literal, "[IPv6]" or "localhost" (127.0.0.1); port
-// 0-65535. Used for agent.metrics.listen and `logsplice status --endpoint`.
+// Parses "host:port" (sys::parseHostPort, port 0 allowed) where host is an IPv4 literal,
+// "[IPv6]" or "localhost" (127.0.0.1), into a socket address: `logsplice status --endpoint`.
 sys::Result<sockaddr_storage> parseHostPort(std::string_view host_port);
 
 }  // namespace logsplice::agent

@@ -123,7 +123,7 @@ outputs:
   CHECK(c.agent.log_level == "debug");
   CHECK(c.agent.log_file == "/var/log/logsplice.log");
   REQUIRE(c.agent.metrics_listen.has_value());
-  CHECK(*c.agent.metrics_listen == "127.0.0.1:9880");
+  CHECK(c.agent.metrics_listen->toString() == "127.0.0.1:9880");
   CHECK(c.agent.checkpoint_interval == seconds(2));
   CHECK(c.agent.shutdown_timeout == minutes(1));
   CHECK(c.agent.lockstep == false);
@@ -160,8 +160,9 @@ outputs:
   CHECK(central.inputs == std::vector<std::string>{"nginx", "app.v2_x-y"});
   REQUIRE(std::holds_alternative<TcpOutput>(central.kind));
   const TcpOutput& tcp = std::get<TcpOutput>(central.kind);
-  CHECK(tcp.addresses ==
-        std::vector<std::string>{"127.0.0.5:5140", "[::1]:5141", "collector.example.com:5142"});
+  CHECK(tcp.addresses == std::vector<sys::HostPort>{{"127.0.0.5", 5140},
+                                                    {"::1", 5141},
+                                                    {"collector.example.com", 5142}});
   CHECK(tcp.backoff.initial == Millis(200));
   CHECK(tcp.backoff.max == minutes(1));
   CHECK(tcp.connect_timeout == seconds(3));
@@ -604,7 +605,7 @@ outputs:
 
 TEST_CASE("a metrics listen address may use port 0", "[config][parse]") {
   Config c = parseOk("agent: { metrics: { listen: '[::]:0' } }\n" + std::string(kMinimal));
-  CHECK(c.agent.metrics_listen == "[::]:0");
+  CHECK(c.agent.metrics_listen == sys::HostPort{"::", 0});
 }
 
 TEST_CASE("relative input paths and bad names are reported", "[config][parse]") {

@@ -18,7 +18,7 @@ OutputConfig tcpOutput(std::string name, Mark mark, std::vector<std::string> inp
   out.name = std::move(name);
   out.mark = mark;
   out.inputs = std::move(inputs);
-  out.kind = TcpOutput{{"127.0.0.1:5140"}};
+  out.kind = TcpOutput{{sys::HostPort{"127.0.0.1", 5140}}};
   return out;
 }
 
@@ -114,50 +114,6 @@ TEST_CASE("validateConfig collects every problem", "[config][validate]") {
   config.outputs.push_back(archiveOutput("x", {16, 5}, "/d"));
   config.outputs.push_back(archiveOutput("y", {20, 5}, "/d"));
   CHECK(validateConfig(config).size() == 4);
-}
-
-HostPort hostPort(std::string_view text, bool allow_zero = false) {
-  sys::Result<HostPort> r = parseHostPort(text, allow_zero);
-  INFO(text << ": " << (r.ok() ? "" : r.error().context()));
-  REQUIRE(r.ok());
-  return r.value();
-}
-
-std::string hostPortError(std::string_view text, bool allow_zero = false) {
-  sys::Result<HostPort> r = parseHostPort(text, allow_zero);
-  INFO(text << " should fail");
-  REQUIRE_FALSE(r.ok());
-  return r.error().context();
-}
-
-TEST_CASE("parseHostPort accepts names, IPv4 and bracketed IPv6", "[config][validate]") {
-  HostPort a = hostPort("127.0.0.1:5140");
-  CHECK(a.host == "127.0.0.1");
-  CHECK(a.port == 5140);
-  HostPort b = hostPort("collector-1.example.com:1");
-  CHECK(b.host == "collector-1.example.com");
-  CHECK(b.port == 1);
-  HostPort c = hostPort("[::1]:65535");
-  CHECK(c.host == "::1");
-  CHECK(c.port == 65535);
-  CHECK(hostPort("[2001:db8::1]:80").host == "2001:db8::1");
-  CHECK(hostPort("0.0.0.0:0", /*allow_zero=*/true).port == 0);
-}
-
-TEST_CASE("parseHostPort rejects bad forms and ports", "[config][validate]") {
-  CHECK_THAT(hostPortError("localhost"), Catch::Contains("has no port"));
-  CHECK_THAT(hostPortError("localhost:"), Catch::Contains("has no port"));
-  CHECK_THAT(hostPortError(":80"), Catch::Contains("has no host"));
-  CHECK_THAT(hostPortError("host:0"), Catch::Contains("out of range (1..65535)"));
-  CHECK_THAT(hostPortError("host:65536"), Catch::Contains("port 65536 is out of range"));
-  CHECK_THAT(hostPortError("host:99999999999999999999999"), Catch::Contains("out of range"));
-  CHECK_THAT(hostPortError("host:http"), Catch::Contains("port 'http' is not a number"));
-  CHECK_THAT(hostPortError("host:-1"), Catch::Contains("is not a number"));
-  CHECK_THAT(hostPortError("::1:80"), Catch::Contains("IPv6 addresses need brackets"));
-  CHECK_THAT(hostPortError("[nope]:80"), Catch::Contains("not an IPv6 address"));
-  CHECK_THAT(hostPortError("[::1:80"), Catch::Contains("bad IPv6 part"));
-  CHECK_THAT(hostPortError("127.300.1.1:80"), Catch::Contains("not a valid IPv4 address"));
-  CHECK_THAT(hostPortError("bad host:80"), Catch::Contains("not a valid host name"));
 }
 
 }  // namespace

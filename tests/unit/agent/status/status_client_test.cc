@@ -15,6 +15,7 @@
 #include "sys/unique_fd.h"
 
 using namespace logsplice::agent;
+namespace sys = logsplice::sys;
 using logsplice::sys::UniqueFd;
 
 namespace {
@@ -175,7 +176,7 @@ TEST_CASE("runStatus scrapes a live status server twice and prints the table", "
   REQUIRE(uv_loop_init(&loop) == 0);
   int scrapes = 0;
   StatusServer server(
-      &loop, "127.0.0.1:0",
+      &loop, sys::HostPort{"127.0.0.1", 0},
       [&] {
         ++scrapes;
         return std::string(scrapes == 1 ? kBefore : kNow);
@@ -205,7 +206,7 @@ TEST_CASE("fetchMetrics returns the body and reports HTTP errors", "[status_clie
   REQUIRE(uv_loop_init(&loop) == 0);
   bool fail = false;
   StatusServer server(
-      &loop, "127.0.0.1:0",
+      &loop, sys::HostPort{"127.0.0.1", 0},
       [&]() -> std::string {
         if (fail) throw std::runtime_error("nope");
         return "a 1\n";
