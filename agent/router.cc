@@ -302,8 +302,9 @@ void Router::fileClosing(inputs::Follower& f) {
 
 // ---- outputs::SinkListener ----
 
-void Router::sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t generation,
+void Router::sinkDelivered(outputs::Sink& s, uint64_t file_id, uint64_t generation,
                            uint64_t offset_end) {
+  const std::string& sink = s.name();
   auto it = files_.find(file_id);
   if (it == files_.end() || it->second.generation != generation) return;
   FileState& fs = it->second;
@@ -314,13 +315,15 @@ void Router::sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t g
   maybePoke(fs);
 }
 
-void Router::sinkReady(const std::string& sink) {
+void Router::sinkReady(outputs::Sink& s) {
+  const std::string& sink = s.name();
   auto it = sinks_.find(sink);
   if (it != sinks_.end()) it->second.wait_for_drain = false;
   schedule();
 }
 
-void Router::sinkRewound(const std::string& sink, const std::vector<Rewind>& rewinds) {
+void Router::sinkRewound(outputs::Sink& s, const std::vector<Rewind>& rewinds) {
+  const std::string& sink = s.name();
   SinkSlot& slot = sinks_[sink];
   slot.bound_file = 0;
   slot.wait_for_drain = false;

@@ -111,10 +111,10 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void fileClosing(inputs::Follower& f) override;
 
   // outputs::SinkListener
-  void sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t generation,
+  void sinkDelivered(outputs::Sink& sink, uint64_t file_id, uint64_t generation,
                      uint64_t offset_end) override;
-  void sinkReady(const std::string& sink) override;
-  void sinkRewound(const std::string& sink, const std::vector<Rewind>& rewinds) override;
+  void sinkReady(outputs::Sink& sink) override;
+  void sinkRewound(outputs::Sink& sink, const std::vector<Rewind>& rewinds) override;
 
  private:
   struct Cursor {

@@ -203,7 +203,7 @@ void ArchiveSink::drain() {
     spdlog::info("output '{}': writing again", name_);
     pause_logged_ = false;
   }
-  if (moved) listener_.sinkReady(name_);
+  if (moved) listener_.sinkReady(*this);
 }
 
 void ArchiveSink::tick() {
@@ -225,7 +225,7 @@ void ArchiveSink::tick() {
   if (paused_ && state_ == SinkState::kConnected) {
     paused_ = false;
     drain();
-    if (!paused_) listener_.sinkReady(name_);
+    if (!paused_) listener_.sinkReady(*this);
   }
 }
 

@@ -74,13 +74,13 @@ void Sink::deliveredUpTo(uint64_t stream_pos) {
     const Segment& seg = segments_.front();
     uint64_t seg_end = head_stream_pos_ + seg.streamBytes();
     if (stream_pos >= seg_end) {
-      listener_.sinkDelivered(name_, seg.file_id, seg.generation, seg.offset + seg.length);
+      listener_.sinkDelivered(*this, seg.file_id, seg.generation, seg.offset + seg.length);
       head_stream_pos_ = seg_end;
       segments_.pop_front();
       continue;
     }
     uint64_t into = deliveredFileBytes(seg, stream_pos - head_stream_pos_);
-    if (into > 0) listener_.sinkDelivered(name_, seg.file_id, seg.generation, seg.offset + into);
+    if (into > 0) listener_.sinkDelivered(*this, seg.file_id, seg.generation, seg.offset + into);
     break;
   }
 }
@@ -105,7 +105,7 @@ void Sink::rewindUnacknowledged() {
   discardPipe();
   std::vector<SinkListener::Rewind> rewinds;
   for (auto& [id, r] : earliest) rewinds.push_back(r);
-  if (!rewinds.empty()) listener_.sinkRewound(name_, rewinds);
+  if (!rewinds.empty()) listener_.sinkRewound(*this, rewinds);
 }
 
 void Sink::discardPipe() {

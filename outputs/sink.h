@@ -36,16 +36,19 @@ struct Segment {
   uint64_t streamBytes() const { return length + newline + (newline_first ? 1 : 0); }
 };
 
-// Where a sink reports to. Implemented by the router; loop thread only.
+class Sink;
+
+// Where a sink reports to. Implemented by the router; loop thread only. The sink passes itself:
+// the router finds its slot by the sink's dense id, never by name.
 class SinkListener {
  public:
   virtual ~SinkListener() = default;
   // The sink durably delivered file bytes up to `offset_end` of file_id (written to the archive,
   // or acknowledged by the collector's TCP stack).
-  virtual void sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t generation,
+  virtual void sinkDelivered(Sink& sink, uint64_t file_id, uint64_t generation,
                              uint64_t offset_end) = 0;
   // The pipe has room again, or the sink became ready: the router may fill it.
-  virtual void sinkReady(const std::string& sink) = 0;
+  virtual void sinkReady(Sink& sink) = 0;
   // The connection broke. Everything the pipe held is gone; each (file, offset) pair is where the
   // sink must resend from (the earliest unacknowledged byte of that file, at a line start when
   // the router can find one).
@@ -55,7 +58,7 @@ class SinkListener {
     uint64_t offset;
     bool newline_owed;  // the '\n' for a break at `offset` was never acknowledged
   };
-  virtual void sinkRewound(const std::string& sink, const std::vector<Rewind>& rewinds) = 0;
+  virtual void sinkRewound(Sink& sink, const std::vector<Rewind>& rewinds) = 0;
 };
 
 enum class SinkState { kConnecting, kConnected, kBackoff, kPaused, kStopped };
@@ -85,6 +88,9 @@ class Sink {
   Sink& operator=(const Sink&) = delete;
 
   const std::string& name() const { return name_; }
+  // Dense id given by the router when the sink is added (index into its route table).
+  uint32_t id() const { return id_; }
+  void setId(uint32_t id) { id_ = id; }
   sys::Pipe& pipe() { return pipe_; }
   const sys::Pipe& pipe() const { return pipe_; }
   const SinkStats& stats() const { return stats_; }
@@ -151,6 +157,7 @@ class Sink {
   uint64_t drainable() const { return stream_filled_ - stream_written_; }
 
   std::string name_;
+  uint32_t id_ = 0;
   SinkListener& listener_;
   sys::Pipe pipe_;
   SinkStats stats_;

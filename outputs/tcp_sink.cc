@@ -200,7 +200,7 @@ void TcpSink::onConnected() {
   }
   updatePollEvents();
   drain();
-  listener_.sinkReady(name_);
+  listener_.sinkReady(*this);
 }
 
 void TcpSink::drain() {
@@ -223,7 +223,7 @@ void TcpSink::drain() {
   // Acknowledgements are read by the ack timer (every kAckPollMs), not after each send: right
   // after a send the queue still holds it, and two syscalls per send were a tenth of live-tail
   // CPU.
-  if (moved_any) listener_.sinkReady(name_);
+  if (moved_any) listener_.sinkReady(*this);
 }
 
 void TcpSink::updateAcks() {

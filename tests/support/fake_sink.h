@@ -43,7 +43,7 @@ class FakeSink : public outputs::Sink {
     deliver_ = on;
     if (on) {
       drain();
-      listener_.sinkReady(name_);
+      listener_.sinkReady(*this);
     }
   }
   // Acknowledges the stream up to stream position `pos` (counted since the last rewind).

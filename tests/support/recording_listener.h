@@ -25,14 +25,14 @@ class RecordingListener : public outputs::SinkListener {
   std::vector<std::vector<Rewind>> rewinds;
   std::function<void(const std::vector<Rewind>&)> on_rewind;
 
-  void sinkDelivered(const std::string& sink, uint64_t file_id, uint64_t generation,
+  void sinkDelivered(outputs::Sink& sink, uint64_t file_id, uint64_t generation,
                      uint64_t offset_end) override {
-    deliveries.push_back({sink, file_id, generation, offset_end});
+    deliveries.push_back({sink.name(), file_id, generation, offset_end});
     uint64_t& d = delivered[file_id];
     if (offset_end > d) d = offset_end;
   }
-  void sinkReady(const std::string&) override { ++ready; }
-  void sinkRewound(const std::string&, const std::vector<Rewind>& r) override {
+  void sinkReady(outputs::Sink&) override { ++ready; }
+  void sinkRewound(outputs::Sink&, const std::vector<Rewind>& r) override {
     rewinds.push_back(r);
     if (on_rewind) on_rewind(r);
   }
