@@ -158,3 +158,53 @@ TEST_CASE("empty context values and no fields", "[format][json]") {
 
 }  // namespace
 }  // namespace logsplice::outputs::format
+
+namespace logsplice::outputs::format {
+namespace {
+
+TEST_CASE("random bytes always make a valid JSON line that reads back repaired",
+          "[format][json]") {
+  // Biased towards the bytes that matter: controls, quote, backslash, lead and continuation
+  // bytes, and the bytes that make overlongs, surrogates and out-of-range sequences.
+  const unsigned char alphabet[] = {0x00, 0x01, 0x0A, 0x1F, 0x20, '"',  '\\', 'a',  0x7F,
+                                    0x80, 0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF, 0xF0,
+                                    0xF4, 0xF5, 0xFF, 0xA0, 0x9F, 0x8F, 0x90};
+  Fixture f;
+  uint64_t state = 0x9E3779B97F4A7C15ULL;
+  auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  for (int round = 0; round < 3000; ++round) {
+    std::string message(next() % 40, '\0');
+    for (char& c : message) c = static_cast<char>(alphabet[next() % sizeof(alphabet)]);
+    std::string expected;
+    size_t expected_count = utf8::appendRepaired(message, expected);
+    size_t replaced = 0;
+    std::string line = f.format(message, &replaced);
+    INFO("round " << round);
+    CHECK(replaced == expected_count);
+    std::optional<JsonObject> object = JsonReader(line).object();
+    REQUIRE(object.has_value());
+    CHECK(find(*object, "message")->text == expected);
+  }
+}
+
+TEST_CASE("formatting into a reused buffer does not allocate", "[format][json]") {
+  Fixture f;
+  std::string out;
+  out.reserve(4096);
+  const char* data = out.data();
+  for (int i = 0; i < 100; ++i) {
+    out.clear();
+    (void)f.formatter.append(Event{"a message \"with\" escapes\n", "/f", 7, kTime, i % 2 == 0},
+                             out);
+  }
+  CHECK(out.data() == data);
+  CHECK(out.capacity() == 4096);
+}
+
+}  // namespace
+}  // namespace logsplice::outputs::format

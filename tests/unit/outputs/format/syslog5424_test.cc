@@ -142,3 +142,24 @@ TEST_CASE("syslog messages append to the caller's buffer", "[format][syslog]") {
 
 }  // namespace
 }  // namespace logsplice::outputs::format
+
+namespace logsplice::outputs::format {
+namespace {
+
+TEST_CASE("syslog formatting into a reused buffer does not allocate", "[format][syslog]") {
+  std::vector<FieldPair> fields{{"env", "prod"}};
+  EventContext context{"h", "a", "i", 1, 6, fields};
+  SyslogFormatter formatter(context);
+  std::string out;
+  out.reserve(4096);
+  const char* data = out.data();
+  for (int i = 0; i < 100; ++i) {
+    out.clear();
+    (void)formatter.append(event("a message"), out);
+  }
+  CHECK(out.data() == data);
+  CHECK(out.capacity() == 4096);
+}
+
+}  // namespace
+}  // namespace logsplice::outputs::format
