@@ -58,7 +58,8 @@ struct MultilineOptions {
 //   assembler has no timers), or the sink flushes it (file closed, shutdown).
 // Each event carries the file offsets of its first byte and just past its last line, so an
 // acknowledgement maps back to the file and a restart re-reads from the first line of the first
-// unacknowledged event. At most max_bytes are held, in one buffer reused from event to event.
+// unacknowledged event. At most max_bytes are held, in one buffer reused from event to event
+// (released after an event larger than 64 KiB).
 // Not thread-safe; the Regex is shared by the assemblers of one sink and input.
 class MultilineAssembler {
  public:
@@ -79,6 +80,7 @@ class MultilineAssembler {
   void flush(EmitRef emit);
 
   bool pending() const { return has_pending_; }
+  size_t bufferCapacity() const { return buffer_.capacity(); }  // for tests: the memory bound
   // When flushIdle will emit the pending event (meaningless when !pending()).
   Clock::time_point deadline() const { return last_push_ + options_.timeout; }
   // File offset of the first byte not yet emitted (the pending event's first line): where a
@@ -87,6 +89,8 @@ class MultilineAssembler {
 
  private:
   void start(std::string_view line, uint64_t begin, uint64_t end, bool continued);
+  void reserveFor(size_t size);
+  void release();  // after an emit: no pending event, a large buffer freed
 
   Regex& start_;
   MultilineOptions options_;

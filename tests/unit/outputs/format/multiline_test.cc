@@ -239,3 +239,34 @@ TEST_CASE("the regex matches anywhere unless anchored", "[format][multiline]") {
 
 }  // namespace
 }  // namespace logsplice::outputs::format
+
+namespace logsplice::outputs::format {
+namespace {
+
+TEST_CASE("the buffer never grows past max_bytes and is released after a large event",
+          "[format][multiline]") {
+  const uint64_t max_bytes = 300 * 1024;
+  Harness h("^START", {std::chrono::milliseconds(1000), max_bytes});
+  const std::string line(1000, 'x');
+  h.feed("START\n");
+  for (int i = 0; i < 400; ++i) {  // ~400 KB of continuation lines: cut at most every 300 KiB
+    h.feed(line + "\n");
+    REQUIRE(h.assembler.bufferCapacity() <= max_bytes);
+  }
+  REQUIRE_FALSE(h.events.empty());
+  CHECK(h.events[0].cut);
+  CHECK(h.events[0].text.size() <= max_bytes);
+  CHECK(h.events[0].text.size() > max_bytes - 1001);
+  h.flush();
+  CHECK(h.assembler.bufferCapacity() <= 64 * 1024);
+  // Every byte of the file is in exactly one event, in order.
+  uint64_t expected_begin = 0;
+  for (const Emitted& e : h.events) {
+    CHECK(e.begin == expected_begin);
+    expected_begin = e.end;
+  }
+  CHECK(expected_begin == h.offset);
+}
+
+}  // namespace
+}  // namespace logsplice::outputs::format
