@@ -21,8 +21,11 @@ struct MultilineEvent {
   bool cut = false;
   // The event does not begin with a start line: it continues a cut event, or holds lines read
   // before any start line was seen (a file that does not begin with one, a pattern that never
-  // matches).
+  // matches, lines arriving after the timeout sent their event).
   bool continued = false;
+
+  // Whether the formats should mark it as a piece of something longer (Event::partial).
+  bool partial() const { return cut || continued; }
 };
 
 // A non-owning reference to a callable `void(const MultilineEvent&)`: no allocation per call.

@@ -111,6 +111,13 @@ TEST_CASE("an event that would pass max_bytes is cut and continued", "[format][m
   CHECK(h.assembler.pendingBegin() == 32);
 }
 
+TEST_CASE("cut and continued events are partial", "[format][multiline]") {
+  CHECK(MultilineEvent{"", 0, 0, true, false}.partial());
+  CHECK(MultilineEvent{"", 0, 0, false, true}.partial());
+  CHECK(MultilineEvent{"", 0, 0, true, true}.partial());
+  CHECK_FALSE(MultilineEvent{"", 0, 0, false, false}.partial());
+}
+
 TEST_CASE("an event of exactly max_bytes is not cut", "[format][multiline]") {
   Harness h("^S", {milliseconds(1000), 7});
   h.feed("S 1\nabc\nS 2\n");  // "S 1\nabc" is 7 bytes
