@@ -50,9 +50,9 @@ struct RetentionConfig {
 // `multiline:` of an input: lines are put together into events for the event outputs (format
 // syslog or json) it feeds; raw outputs still ship the lines as they are.
 struct MultilineConfig {
-  std::string start_pattern;  // PCRE2; a line it matches begins a new event
-  Mark start_pattern_mark;    // where the pattern was written (regex errors point there)
-  Millis timeout{1000};       // emit a pending event after the file was idle this long
+  std::string start_pattern;         // PCRE2; a line it matches begins a new event
+  Mark start_pattern_mark;           // where the pattern was written (regex errors point there)
+  Millis timeout{1000};              // emit a pending event after the file was idle this long
   uint64_t max_bytes = 1024 * 1024;  // an event is cut (emitted early) past this size
 };
 
@@ -95,10 +95,10 @@ struct TcpOutput {
   Millis keepalive{30000};             // TCP keepalive idle time; also TCP_USER_TIMEOUT
   EventFormat format = EventFormat::kRaw;
   Framing framing = Framing::kOctetCounting;  // format: syslog only
-  Mark framing_mark;                   // where `framing` was written; line 0 when absent
-  int facility = 1;                    // syslog facility 0..23 (1 = user)
-  int severity = 6;                    // syslog severity 0..7 (6 = info)
-  std::string app_name;                // syslog APP-NAME; empty = the input's name
+  Mark framing_mark;                          // where `framing` was written; line 0 when absent
+  int facility = 1;                           // syslog facility 0..23 (1 = user)
+  int severity = 6;                           // syslog severity 0..7 (6 = info)
+  std::string app_name;                       // syslog APP-NAME; empty = the input's name
 };
 
 enum class FsyncPolicy { kNever, kRotate, kInterval };

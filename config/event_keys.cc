@@ -16,18 +16,18 @@ namespace logsplice::config {
 namespace {
 
 constexpr std::pair<std::string_view, int> kFacilities[] = {
-    {"kern", 0},     {"user", 1},     {"mail", 2},     {"daemon", 3},   {"auth", 4},
-    {"syslog", 5},   {"lpr", 6},      {"news", 7},     {"uucp", 8},     {"cron", 9},
-    {"authpriv", 10}, {"ftp", 11},    {"ntp", 12},     {"audit", 13},   {"alert", 14},
-    {"clock", 15},   {"local0", 16},  {"local1", 17},  {"local2", 18},  {"local3", 19},
-    {"local4", 20},  {"local5", 21},  {"local6", 22},  {"local7", 23}};
+    {"kern", 0},      {"user", 1},    {"mail", 2},    {"daemon", 3},  {"auth", 4},
+    {"syslog", 5},    {"lpr", 6},     {"news", 7},    {"uucp", 8},    {"cron", 9},
+    {"authpriv", 10}, {"ftp", 11},    {"ntp", 12},    {"audit", 13},  {"alert", 14},
+    {"clock", 15},    {"local0", 16}, {"local1", 17}, {"local2", 18}, {"local3", 19},
+    {"local4", 20},   {"local5", 21}, {"local6", 22}, {"local7", 23}};
 
 constexpr std::pair<std::string_view, int> kSeverities[] = {
-    {"emerg", 0},  {"alert", 1}, {"crit", 2}, {"err", 3},   {"error", 3},
-    {"warning", 4}, {"warn", 4}, {"notice", 5}, {"info", 6}, {"debug", 7}};
+    {"emerg", 0},   {"alert", 1}, {"crit", 2},   {"err", 3},  {"error", 3},
+    {"warning", 4}, {"warn", 4},  {"notice", 5}, {"info", 6}, {"debug", 7}};
 
-std::optional<int> fromText(std::string_view text, std::span<const std::pair<std::string_view, int>> names,
-                            int max) {
+std::optional<int> fromText(std::string_view text,
+                            std::span<const std::pair<std::string_view, int>> names, int max) {
   for (const auto& [name, value] : names) {
     if (text == name) return value;
   }
@@ -70,8 +70,8 @@ std::string fieldKeyProblem(std::string_view key) {
 std::optional<RegexProblem> regexProblem(std::string_view pattern) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                                   0, &error_code, &error_offset, nullptr);
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), 0,
+                                   &error_code, &error_offset, nullptr);
   if (code != nullptr) {
     pcre2_code_free(code);
     return std::nullopt;

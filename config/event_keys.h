@@ -22,8 +22,8 @@ std::optional<int> facilityFromText(std::string_view text);
 std::optional<int> severityFromText(std::string_view text);
 
 // Keys every event already has (JSON keys, SD params); a field may not take one of them.
-inline constexpr std::string_view kReservedFieldKeys[] = {
-    "timestamp", "host", "input", "file", "offset", "message", "partial"};
+inline constexpr std::string_view kReservedFieldKeys[] = {"timestamp", "host",    "input",  "file",
+                                                          "offset",    "message", "partial"};
 
 // What is wrong with a `fields` key, or "" when it is fine: it must be an RFC 5424 PARAM-NAME
 // (1 to 32 printable US-ASCII characters, none of '=', ' ', ']', '"'), so that it can go into

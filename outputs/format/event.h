@@ -14,11 +14,11 @@ using FieldPair = std::pair<std::string, std::string>;
 // What does not change from one event to the next of one (output, input) pair: a formatter
 // builds its constant parts from it once. The views must outlive the formatter built from it.
 struct EventContext {
-  std::string_view host;      // agent.hostname
-  std::string_view app_name;  // the output's app_name, or the input's name
-  std::string_view input;     // the input's name
-  int facility = 1;           // 0..23 (1 = user)
-  int severity = 6;           // 0..7 (6 = info)
+  std::string_view host;              // agent.hostname
+  std::string_view app_name;          // the output's app_name, or the input's name
+  std::string_view input;             // the input's name
+  int facility = 1;                   // 0..23 (1 = user)
+  int severity = 6;                   // 0..7 (6 = info)
   std::span<const FieldPair> fields;  // the input's `fields`, keys already checked by config/
 };
 

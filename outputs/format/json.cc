@@ -13,7 +13,9 @@ constexpr uint64_t kOnes = 0x0101010101010101ULL;
 constexpr uint64_t kHighs = 0x8080808080808080ULL;
 
 // Nonzero when a byte of `w` is zero (exact as a yes/no answer).
-constexpr uint64_t hasZero(uint64_t w) { return (w - kOnes) & ~w & kHighs; }
+constexpr uint64_t hasZero(uint64_t w) {
+  return (w - kOnes) & ~w & kHighs;
+}
 
 // Nonzero when a byte of `w` needs attention: below 0x20, '"', '\' or non-ASCII (>= 0x80).
 constexpr uint64_t needsWork(uint64_t w) {
@@ -63,13 +65,27 @@ size_t appendJsonString(std::string_view text, std::string& out) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default: {
         char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
         out.append(esc, sizeof(esc));

@@ -44,9 +44,9 @@ class SyslogFormatter {
   const std::string& names() const { return names_; }
 
  private:
-  std::string head_;    // "<PRI>1 "
-  std::string names_;   // " HOSTNAME APP-NAME - - [logsplice@32473 file=\""
-  std::string input_;   // "\" input=\"INPUT\"" + the fields' params
+  std::string head_;   // "<PRI>1 "
+  std::string names_;  // " HOSTNAME APP-NAME - - [logsplice@32473 file=\""
+  std::string input_;  // "\" input=\"INPUT\"" + the fields' params
   TimestampWriter timestamp_;
 };
 

@@ -89,14 +89,15 @@ TEST_CASE("input field keys must be SD parameter names", "[config][events]") {
   onlyError(config("    fields:\n      'a=b': x\n", ""), "field 'a=b'" + name_rule, 5, 7);
   onlyError(config("    fields:\n      'a]': x\n", ""), "field 'a]'" + name_rule, 5, 7);
   onlyError(config("    fields:\n      'a\"': x\n", ""), "field 'a\"'" + name_rule, 5, 7);
-  onlyError(config("    fields:\n      \"caf\\xE9\": x\n", ""),
-            "field 'caf\xC3\xA9'" + name_rule, 5, 7);
+  onlyError(config("    fields:\n      \"caf\\xE9\": x\n", ""), "field 'caf\xC3\xA9'" + name_rule,
+            5, 7);
   onlyError(config("    fields:\n      '': x\n", ""),
             "field '' must be 1 to 32 characters long (an RFC 5424 SD parameter name)", 5, 7);
   std::string long_key(33, 'k');
   onlyError(config("    fields:\n      " + long_key + ": x\n", ""),
-            "field '" + long_key + "' must be 1 to 32 characters long (an RFC 5424 SD parameter "
-            "name)",
+            "field '" + long_key +
+                "' must be 1 to 32 characters long (an RFC 5424 SD parameter "
+                "name)",
             5, 7);
   Config ok = parseOk(config("    fields:\n      " + std::string(32, 'k') + ": x\n", ""));
   CHECK(ok.inputs[0].fields.size() == 1);
@@ -113,21 +114,20 @@ TEST_CASE("input field keys may not repeat the fixed keys", "[config][events]") 
 TEST_CASE("bad input fields are reported", "[config][events]") {
   onlyError(config("    fields: [a, b]\n", ""), "'fields' must be a map of key: string value", 4,
             13);
-  onlyError(config("    fields:\n      env: [a]\n", ""), "field 'env' must have a string value",
-            5, 12);
-  onlyError(config("    fields:\n      env:\n", ""), "field 'env' must have a string value", 5,
-            7);
+  onlyError(config("    fields:\n      env: [a]\n", ""), "field 'env' must have a string value", 5,
+            12);
+  onlyError(config("    fields:\n      env:\n", ""), "field 'env' must have a string value", 5, 7);
   onlyError(config("    fields:\n      env: a\n      env: b\n", ""),
             "duplicate key 'env' in 'fields' (first at 5:7)", 6, 7);
 }
 
 TEST_CASE("multiline takes a pattern, a timeout and a size", "[config][events]") {
-  Config c = parseOk(config(
-      "    multiline:\n"
-      "      start_pattern: '^\\d{4}-\\d{2}-\\d{2} '\n"
-      "      timeout: 250ms\n"
-      "      max_bytes: 64KiB\n",
-      ""));
+  Config c =
+      parseOk(config("    multiline:\n"
+                     "      start_pattern: '^\\d{4}-\\d{2}-\\d{2} '\n"
+                     "      timeout: 250ms\n"
+                     "      max_bytes: 64KiB\n",
+                     ""));
   REQUIRE(c.inputs[0].multiline.has_value());
   CHECK(c.inputs[0].multiline->start_pattern == "^\\d{4}-\\d{2}-\\d{2} ");
   CHECK(c.inputs[0].multiline->start_pattern_mark.line == 5);
@@ -212,16 +212,16 @@ TEST_CASE("syslog outputs take framing, facility, severity and app_name", "[conf
 }
 
 TEST_CASE("every facility and severity name is known", "[config][events]") {
-  const char* facilities[] = {"kern",   "user",   "mail",   "daemon", "auth",   "syslog",
+  const char* facilities[] = {"kern",   "user",   "mail",   "daemon", "auth",     "syslog",
                               "lpr",    "news",   "uucp",   "cron",   "authpriv", "ftp",
-                              "ntp",    "audit",  "alert",  "clock",  "local0", "local1",
-                              "local2", "local3", "local4", "local5", "local6", "local7"};
+                              "ntp",    "audit",  "alert",  "clock",  "local0",   "local1",
+                              "local2", "local3", "local4", "local5", "local6",   "local7"};
   for (int i = 0; i < 24; ++i) {
     CHECK(facilityFromText(facilities[i]) == i);
     CHECK(facilityFromText(std::to_string(i)) == i);
   }
-  const char* severities[] = {"emerg", "alert", "crit", "err", "warning", "notice", "info",
-                              "debug"};
+  const char* severities[] = {"emerg",   "alert",  "crit", "err",
+                              "warning", "notice", "info", "debug"};
   for (int i = 0; i < 8; ++i) {
     CHECK(severityFromText(severities[i]) == i);
     CHECK(severityFromText(std::to_string(i)) == i);
@@ -251,8 +251,8 @@ TEST_CASE("bad syslog settings are reported", "[config][events]") {
 TEST_CASE("syslog settings on a raw or json output are errors", "[config][events]") {
   onlyError(config("", "    format: json\n    framing: lf\n"),
             "'framing' applies to 'format: syslog' only", 10, 5);
-  onlyError(config("", "    facility: daemon\n"), "'facility' applies to 'format: syslog' only",
-            9, 5);
+  onlyError(config("", "    facility: daemon\n"), "'facility' applies to 'format: syslog' only", 9,
+            5);
   onlyError(config("", "    format: raw\n    severity: info\n"),
             "'severity' applies to 'format: syslog' only", 10, 5);
   onlyError(config("", "    format: json\n    app_name: x\n"),
@@ -266,8 +266,7 @@ outputs:
   - { name: local, type: archive, dir: /d, inputs: [app], format: json }
 )");
   REQUIRE(r.errors.size() == 1);
-  CHECK(r.errors[0].message ==
-        "unknown key 'format' in output 'local' (only tcp outputs take it)");
+  CHECK(r.errors[0].message == "unknown key 'format' in output 'local' (only tcp outputs take it)");
 }
 
 TEST_CASE("LF framing cannot carry multiline events", "[config][events]") {
@@ -284,12 +283,12 @@ TEST_CASE("LF framing cannot carry multiline events", "[config][events]") {
 }
 
 TEST_CASE("check lists every event-key error in file order", "[config][events]") {
-  ParseResult r = parse(config(
-      "    fields: { 'bad key': x }\n"
-      "    multiline: { start_pattern: '(' }\n",
-      "    format: syslog\n"
-      "    framing: lf\n"
-      "    facility: nope\n"));
+  ParseResult r =
+      parse(config("    fields: { 'bad key': x }\n"
+                   "    multiline: { start_pattern: '(' }\n",
+                   "    format: syslog\n"
+                   "    framing: lf\n"
+                   "    facility: nope\n"));
   INFO(allErrors(r));
   REQUIRE(r.errors.size() == 4);
   CHECK(r.errors[0].mark.line == 4);

@@ -108,12 +108,14 @@ TEST_CASE("invalid UTF-8 becomes U+FFFD and is counted", "[format][json]") {
     size_t count;
   };
   const Case cases[] = {
-      {"a\xC0\xAF" "b", "a" + r + r + "b", 2},          // overlong
-      {"\xE0\x80\xAF", r + r + r, 3},                   // overlong 3-byte
-      {"s \xED\xA0\x80", "s " + r + r + r, 3},          // surrogate
-      {"\xF4\x90\x80\x80!", r + r + r + r + "!", 4},    // above U+10FFFF
-      {"end \xE2\x82", "end " + r, 1},                  // truncated
-      {"\x80\x80", r + r, 2},                           // stray continuations
+      {"a\xC0\xAF"
+       "b",
+       "a" + r + r + "b", 2},                         // overlong
+      {"\xE0\x80\xAF", r + r + r, 3},                 // overlong 3-byte
+      {"s \xED\xA0\x80", "s " + r + r + r, 3},        // surrogate
+      {"\xF4\x90\x80\x80!", r + r + r + r + "!", 4},  // above U+10FFFF
+      {"end \xE2\x82", "end " + r, 1},                // truncated
+      {"\x80\x80", r + r, 2},                         // stray continuations
       {"\xFE\xFF", r + r, 2},
   };
   for (const Case& c : cases) {
@@ -162,8 +164,7 @@ TEST_CASE("empty context values and no fields", "[format][json]") {
 namespace logsplice::outputs::format {
 namespace {
 
-TEST_CASE("random bytes always make a valid JSON line that reads back repaired",
-          "[format][json]") {
+TEST_CASE("random bytes always make a valid JSON line that reads back repaired", "[format][json]") {
   // Biased towards the bytes that matter: controls, quote, backslash, lead and continuation
   // bytes, and the bytes that make overlongs, surrogates and out-of-range sequences.
   const unsigned char alphabet[] = {0x00, 0x01, 0x0A, 0x1F, 0x20, '"',  '\\', 'a',  0x7F,

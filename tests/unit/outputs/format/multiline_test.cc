@@ -92,11 +92,11 @@ TEST_CASE("a Java stack trace is one event between timestamped lines", "[format]
 
 TEST_CASE("an event that would pass max_bytes is cut and continued", "[format][multiline]") {
   Harness h("^START", {milliseconds(1000), 20});
-  h.feed("START 1\n");          // 7 bytes   [0, 8)
-  h.feed("continue a\n");       // +11 = 18  [8, 19)
-  h.feed("continue b\n");       // +11 = 29 > 20: cut   [19, 30)
-  h.feed("c\n");                // [30, 32)
-  h.feed("START 2\n");          // [32, 40)
+  h.feed("START 1\n");     // 7 bytes   [0, 8)
+  h.feed("continue a\n");  // +11 = 18  [8, 19)
+  h.feed("continue b\n");  // +11 = 29 > 20: cut   [19, 30)
+  h.feed("c\n");           // [30, 32)
+  h.feed("START 2\n");     // [32, 40)
   REQUIRE(h.events.size() == 2);
   CHECK(h.events[0].text == "START 1\ncontinue a");
   CHECK(h.events[0].begin == 0);

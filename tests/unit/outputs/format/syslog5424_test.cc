@@ -33,7 +33,7 @@ TEST_CASE("PRI is facility * 8 + severity", "[format][syslog]") {
     int severity;
     std::string head;
   };
-  const Case cases[] = {{0, 0, "<0>1 "},   {1, 6, "<14>1 "},  {3, 3, "<27>1 "},
+  const Case cases[] = {{0, 0, "<0>1 "},    {1, 6, "<14>1 "},   {3, 3, "<27>1 "},
                         {16, 5, "<133>1 "}, {23, 7, "<191>1 "}, {4, 2, "<34>1 "}};
   for (const Case& c : cases) {
     EventContext context{"h", "a", "i", c.facility, c.severity, {}};
@@ -95,7 +95,7 @@ TEST_CASE("host and app names are PRINTUSASCII, cut to their limits, or '-'", "[
     std::string app(60, 'a');
     EventContext context{host, app, "i", 1, 6, {}};
     CHECK(SyslogFormatter(context).names().starts_with(" " + std::string(255, 'h') + " " +
-                                                        std::string(48, 'a') + " - - ["));
+                                                       std::string(48, 'a') + " - - ["));
   }
   SECTION("names at the limit are kept whole") {
     std::string host(255, 'h');
@@ -112,8 +112,8 @@ TEST_CASE("host and app names are PRINTUSASCII, cut to their limits, or '-'", "[
 TEST_CASE("fields follow the fixed params in config order", "[format][syslog]") {
   std::vector<FieldPair> fields{{"env", "prod"}, {"dc", "eu-1"}, {"empty", ""}};
   EventContext context{"h", "a", "nginx", 1, 6, fields};
-  CHECK(format(context, event()).ends_with(
-      "input=\"nginx\" env=\"prod\" dc=\"eu-1\" empty=\"\"] hello"));
+  CHECK(format(context, event())
+            .ends_with("input=\"nginx\" env=\"prod\" dc=\"eu-1\" empty=\"\"] hello"));
 }
 
 TEST_CASE("a partial event carries partial=\"true\"", "[format][syslog]") {

@@ -17,11 +17,11 @@ TEST_CASE("valid UTF-8 passes unchanged", "[format][utf8]") {
       "",
       "plain ascii, longer than eight bytes to use the word loop",
       "\x7f DEL and \x01 controls are valid UTF-8",
-      "caf\xC3\xA9",                            // U+00E9
-      "\xE2\x82\xAC 5",                         // U+20AC
-      "\xF0\x9F\x98\x80 smile",                 // U+1F600
-      "\xF4\x8F\xBF\xBF",                       // U+10FFFF, the last code point
-      "\xED\x9F\xBF and \xEE\x80\x80",          // U+D7FF and U+E000, around the surrogates
+      "caf\xC3\xA9",                    // U+00E9
+      "\xE2\x82\xAC 5",                 // U+20AC
+      "\xF0\x9F\x98\x80 smile",         // U+1F600
+      "\xF4\x8F\xBF\xBF",               // U+10FFFF, the last code point
+      "\xED\x9F\xBF and \xEE\x80\x80",  // U+D7FF and U+E000, around the surrogates
       "\xC2\x80 \xDF\xBF \xE0\xA0\x80 \xF0\x90\x80\x80",  // the smallest non-overlong forms
   };
   for (const std::string& s : valid) {
@@ -41,21 +41,25 @@ TEST_CASE("each ill-formed sequence becomes one U+FFFD per maximal subpart", "[f
     size_t count;
   };
   const Case cases[] = {
-      {"\x80", r, 1},                                  // stray continuation byte
-      {"a\xBF" "b", "a" + r + "b", 1},
-      {"\xC0\xAF", r + r, 2},                          // overlong '/' (C0 is never valid)
+      {"\x80", r, 1},  // stray continuation byte
+      {"a\xBF"
+       "b",
+       "a" + r + "b", 1},
+      {"\xC0\xAF", r + r, 2},  // overlong '/' (C0 is never valid)
       {"\xC1\xBF", r + r, 2},
-      {"\xE0\x80\xAF", r + r + r, 3},                  // overlong 3-byte
-      {"\xF0\x80\x80\xAF", r + r + r + r, 4},          // overlong 4-byte
-      {"\xED\xA0\x80", r + r + r, 3},                  // U+D800, a surrogate
-      {"\xED\xBF\xBF", r + r + r, 3},                  // U+DFFF
-      {"\xF4\x90\x80\x80", r + r + r + r, 4},          // U+110000
-      {"\xF5\x80\x80\x80", r + r + r + r, 4},          // F5..FF never start a sequence
+      {"\xE0\x80\xAF", r + r + r, 3},          // overlong 3-byte
+      {"\xF0\x80\x80\xAF", r + r + r + r, 4},  // overlong 4-byte
+      {"\xED\xA0\x80", r + r + r, 3},          // U+D800, a surrogate
+      {"\xED\xBF\xBF", r + r + r, 3},          // U+DFFF
+      {"\xF4\x90\x80\x80", r + r + r + r, 4},  // U+110000
+      {"\xF5\x80\x80\x80", r + r + r + r, 4},  // F5..FF never start a sequence
       {"\xFF", r, 1},
-      {"\xE2\x82", r, 1},                              // truncated at the end
-      {"\xF0\x9F\x98" "A", r + "A", 1},                // truncated before ASCII
-      {"\xE2\x82\xE2\x82\xAC", r + "\xE2\x82\xAC", 1}, // truncated before a valid sequence
-      {"ok\xC3", "ok" + r, 1},                         // lone lead byte at the end
+      {"\xE2\x82", r, 1},  // truncated at the end
+      {"\xF0\x9F\x98"
+       "A",
+       r + "A", 1},                                     // truncated before ASCII
+      {"\xE2\x82\xE2\x82\xAC", r + "\xE2\x82\xAC", 1},  // truncated before a valid sequence
+      {"ok\xC3", "ok" + r, 1},                          // lone lead byte at the end
   };
   for (const Case& c : cases) {
     INFO("input bytes: " << c.in.size());
