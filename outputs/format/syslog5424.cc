@@ -69,6 +69,16 @@ SyslogFormatter::SyslogFormatter(const EventContext& context) {
 size_t SyslogFormatter::append(const Event& event, std::string& out) {
   out.reserve(out.size() + head_.size() + TimestampWriter::kLength + names_.size() +
               event.file.size() + 40 + input_.size() + event.message.size());
+  size_t replaced = appendHeader(event, out);
+  // MSG is optional (SYSLOG-MSG = HEADER SP STRUCTURED-DATA [SP MSG]): no space without one.
+  if (!event.message.empty()) {
+    out += ' ';
+    out += event.message;
+  }
+  return replaced;
+}
+
+size_t SyslogFormatter::appendHeader(const Event& event, std::string& out) {
   out += head_;
   timestamp_.append(event.read_time_us, out);
   out += names_;
@@ -80,11 +90,6 @@ size_t SyslogFormatter::append(const Event& event, std::string& out) {
   out += input_;
   if (event.partial) out += " partial=\"true\"";
   out += ']';
-  // MSG is optional (SYSLOG-MSG = HEADER SP STRUCTURED-DATA [SP MSG]): no space without one.
-  if (!event.message.empty()) {
-    out += ' ';
-    out += event.message;
-  }
   return replaced;
 }
 

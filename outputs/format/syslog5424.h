@@ -39,6 +39,10 @@ class SyslogFormatter {
   // sequences in the file path were replaced (the message itself is never changed).
   size_t append(const Event& event, std::string& out);
 
+  // The message up to and including the structured data ("<14>1 ... ]"), without the MSG:
+  // with it, a framer knows the length before copying the MSG (see EventEncoder).
+  size_t appendHeader(const Event& event, std::string& out);
+
   // The parts that do not change, for tests: "<14>1 " and " host app - - ".
   const std::string& head() const { return head_; }
   const std::string& names() const { return names_; }
