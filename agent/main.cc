@@ -50,6 +50,7 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     chunk_bytes: 64KiB              bytes per splice
     pipe_bytes: 256KiB              pipe capacity asked per output
     max_open_files: 1024            open-file budget for followed files
+    hostname: NAME                  host name in syslog/json events; default gethostname()
   inputs:
   - name: NAME                      [A-Za-z0-9_.-]+, unique
     paths: [GLOB, ...]              absolute; * ? [..] and ** (any depth)
@@ -65,6 +66,13 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     rotated_retention: { max_bytes: 1GiB, max_age: 1h }   bound on holding rotated files for
                                     lagging outputs: max_age for renamed and deleted files,
                                     max_bytes for deleted ones (their disk space is pinned)
+    fields: { KEY: VALUE, ... }     added to each syslog/json event (SD params, JSON keys);
+                                    KEY: 1-32 printable ASCII, not = ] " or space, not a
+                                    fixed key (timestamp host input file offset message partial)
+    multiline:                      lines -> events, for syslog/json outputs only
+      start_pattern: REGEX          PCRE2; a matching line begins a new event, others join
+      timeout: 1s                   send the pending event after the file is idle this long
+      max_bytes: 1MiB               cut (partial) an event at this size
   outputs:
   - name: NAME
     type: tcp
@@ -72,6 +80,13 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     backoff: { initial: 100ms, max: 30s }   jittered exponential reconnect backoff
     connect_timeout: 5s
     keepalive: 30s                  TCP keepalive idle; TCP_USER_TIMEOUT is twice this
+    format: raw                     raw (lines as they are, zero-copy) | syslog (RFC 5424,
+                                    SD-ID logsplice@32473) | json (one object per line)
+    framing: octet-counting         syslog only: octet-counting (RFC 6587) | lf (not with
+                                    multiline inputs)
+    facility: user                  syslog only: kern..local7 or 0-23
+    severity: info                  syslog only: emerg..debug or 0-7
+    app_name: INPUT                 syslog only: APP-NAME; default the input's name
     inputs: [NAME, ...]             routing: which inputs feed this output
   - name: NAME
     type: archive

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -32,6 +33,9 @@ struct AgentConfig {
   uint64_t chunk_bytes = 64 * 1024;             // agent.chunk_bytes: bytes per splice
   uint64_t pipe_bytes = 256 * 1024;             // agent.pipe_bytes: capacity asked per sink pipe
   uint64_t max_open_files = 1024;               // agent.max_open_files
+  // agent.hostname: the HOSTNAME of syslog events and "host" of JSON events. The parser sets
+  // the machine's host name (gethostname) when the key is absent.
+  std::string hostname;
 };
 
 enum class StartAt { kEnd, kBeginning };
@@ -43,6 +47,15 @@ struct RetentionConfig {
   // only our open fd keeps; a renamed file pins nothing extra, so its size never releases it.
   uint64_t max_bytes = 1ULL << 30;
   Millis max_age{std::chrono::hours(1)};  // rotated_retention.max_age: rotated and deleted files
+};
+
+// `multiline:` of an input: lines are put together into events for the event outputs (format
+// syslog or json) it feeds; raw outputs still ship the lines as they are.
+struct MultilineConfig {
+  std::string start_pattern;         // PCRE2; a line it matches begins a new event
+  Mark start_pattern_mark;           // where the pattern was written (regex errors point there)
+  Millis timeout{1000};              // emit a pending event after the file was idle this long
+  uint64_t max_bytes = 1024 * 1024;  // an event is cut (emitted early) past this size
 };
 
 // One `inputs:` entry.
@@ -60,6 +73,10 @@ struct InputConfig {
   Millis rotate_wait{5000};          // keep reading a rotated file this long after it goes idle
   bool copy = false;                 // send through the read/write copy path (files rewritten in place)
   RetentionConfig rotated_retention;
+  // `fields:` static key/values added to every event of the event outputs, in file order. Keys
+  // are valid RFC 5424 PARAM-NAMEs and never one of the fixed keys (see config/event_keys.h).
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::optional<MultilineConfig> multiline;
 };
 
 struct Backoff {
@@ -67,12 +84,23 @@ struct Backoff {
   Millis max{30000};
 };
 
+// What a tcp output sends: the raw lines (zero-copy), or one formatted event per line.
+enum class EventFormat { kRaw, kSyslog, kJson };
+// How syslog messages are delimited (RFC 6587); JSON is always one object per line.
+enum class Framing { kOctetCounting, kLf };
+
 // `type: tcp` output.
 struct TcpOutput {
   std::vector<sys::HostPort> addresses;  // tried in order (failover)
   Backoff backoff;                     // reconnect backoff (jittered, exponential)
   Millis connect_timeout{5000};
   Millis keepalive{30000};             // TCP keepalive idle time; also TCP_USER_TIMEOUT
+  EventFormat format = EventFormat::kRaw;
+  Framing framing = Framing::kOctetCounting;  // format: syslog only
+  Mark framing_mark;                          // where `framing` was written; line 0 when absent
+  int facility = 1;                           // syslog facility 0..23 (1 = user)
+  int severity = 6;                           // syslog severity 0..7 (6 = info)
+  std::string app_name;                       // syslog APP-NAME; empty = the input's name
 };
 
 enum class FsyncPolicy { kNever, kRotate, kInterval };

@@ -8,11 +8,13 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <map>
 #include <span>
 #include <string_view>
 #include <utility>
 
 #include "sys/unique_fd.h"
+#include "config/event_keys.h"
 #include "config/units.h"
 #include "config/validate.h"
 
@@ -25,7 +27,8 @@ using KeyList = std::span<const std::string_view>;
 constexpr std::string_view kTopKeys[] = {"agent", "inputs", "outputs"};
 constexpr std::string_view kAgentKeys[] = {
     "data_dir",         "log_level", "log_file",    "metrics",    "checkpoint_interval",
-    "shutdown_timeout", "lockstep",  "chunk_bytes", "pipe_bytes", "max_open_files"};
+    "shutdown_timeout", "lockstep",  "chunk_bytes", "pipe_bytes", "max_open_files",
+    "hostname"};
 constexpr std::string_view kMetricsKeys[] = {"listen"};
 constexpr std::string_view kInputKeys[] = {"name",
                                            "paths",
@@ -38,13 +41,18 @@ constexpr std::string_view kInputKeys[] = {"name",
                                            "partial_line_timeout",
                                            "rotate_wait",
                                            "copy",
-                                           "rotated_retention"};
+                                           "rotated_retention",
+                                           "fields",
+                                           "multiline"};
 constexpr std::string_view kRetentionKeys[] = {"max_bytes", "max_age"};
 constexpr std::string_view kOutputKeys[] = {"name", "type", "inputs"};
-constexpr std::string_view kTcpKeys[] = {"addresses", "backoff", "connect_timeout", "keepalive"};
+constexpr std::string_view kTcpKeys[] = {"addresses", "backoff",  "connect_timeout",
+                                         "keepalive", "format",   "framing",
+                                         "facility",  "severity", "app_name"};
 constexpr std::string_view kBackoffKeys[] = {"initial", "max"};
 constexpr std::string_view kArchiveKeys[] = {"dir", "rotate", "fsync", "fsync_interval"};
 constexpr std::string_view kRotateKeys[] = {"max_bytes", "max_age"};
+constexpr std::string_view kMultilineKeys[] = {"start_pattern", "timeout", "max_bytes"};
 
 template <class T>
 using EnumTable = std::span<const std::pair<std::string_view, T>>;
@@ -58,6 +66,10 @@ constexpr std::pair<std::string_view, FsyncPolicy> kFsync[] = {
     {"never", FsyncPolicy::kNever},
     {"rotate", FsyncPolicy::kRotate},
     {"interval", FsyncPolicy::kInterval}};
+constexpr std::pair<std::string_view, EventFormat> kFormats[] = {
+    {"raw", EventFormat::kRaw}, {"syslog", EventFormat::kSyslog}, {"json", EventFormat::kJson}};
+constexpr std::pair<std::string_view, Framing> kFramings[] = {
+    {"octet-counting", Framing::kOctetCounting}, {"lf", Framing::kLf}};
 
 enum class OutputType { kUnknown, kTcp, kArchive };
 
@@ -206,6 +218,7 @@ class Parser {
     parseList(top, "outputs", "output", [&](const YAML::Node& entry, size_t index) {
       config.outputs.push_back(parseOutput(entry, index));
     });
+    if (config.agent.hostname.empty()) config.agent.hostname = machineHostname();
   }
 
  private:
@@ -459,6 +472,7 @@ class Parser {
     readSize(fields, "chunk_bytes", agent.chunk_bytes, 1);
     readSize(fields, "pipe_bytes", agent.pipe_bytes, 1);
     readCount(fields, "max_open_files", agent.max_open_files, 1);
+    parseEventAgentKeys(fields, agent);
   }
 
   // Reads `name` for an input or output entry.
@@ -517,6 +531,7 @@ class Parser {
       readSize(*retention, "max_bytes", input.rotated_retention.max_bytes, 0);
       readDuration(*retention, "max_age", input.rotated_retention.max_age, Millis(0));
     }
+    parseEventInputKeys(fields, input, label);
     return input;
   }
 
@@ -600,6 +615,7 @@ class Parser {
     readDuration(fields, "connect_timeout", tcp.connect_timeout, Millis(1));
     // TCP_KEEPIDLE counts whole seconds, and 0 is refused by the kernel.
     readDuration(fields, "keepalive", tcp.keepalive, Millis(1000));
+    parseEventTcpKeys(fields, tcp);
     return tcp;
   }
 
@@ -615,6 +631,96 @@ class Parser {
     readEnum<FsyncPolicy>(fields, "fsync", kFsync, archive.fsync);
     readDuration(fields, "fsync_interval", archive.fsync_interval, Millis(1));
     return archive;
+  }
+
+  // --- The keys of event outputs (values checked in config/event_keys.cc) ---------------------
+
+  void parseEventAgentKeys(const Fields& fields, AgentConfig& agent) {
+    readString(fields, "hostname", agent.hostname);
+  }
+
+  void parseEventInputKeys(const Fields& fields, InputConfig& input, const std::string& label) {
+    if (const Field* f = fields.find("fields")) readInputFields(*f, input);
+    std::string where = "in 'multiline' of " + label;
+    if (auto multiline = subMap(fields, "multiline", kMultilineKeys, where, "multiline.")) {
+      MultilineConfig m;
+      if (require(*multiline, "start_pattern", where)) {
+        const Field* f = scalar(*multiline, "start_pattern", "a string (a PCRE2 regex)");
+        if (f != nullptr) {
+          m.start_pattern = f->value.Scalar();
+          m.start_pattern_mark = valueMark(*f);
+          if (m.start_pattern.empty()) {
+            error(valueMark(*f), "'multiline.start_pattern' must not be empty");
+          } else if (auto problem = regexProblem(m.start_pattern)) {
+            error(valueMark(*f), "'multiline.start_pattern': invalid regex at offset " +
+                                     std::to_string(problem->offset) + " of " +
+                                     quote(m.start_pattern) + ": " + problem->message);
+          }
+        }
+      }
+      readDuration(*multiline, "timeout", m.timeout, Millis(1));
+      readSize(*multiline, "max_bytes", m.max_bytes, 1);
+      input.multiline = std::move(m);
+    }
+  }
+
+  void readInputFields(const Field& f, InputConfig& input) {
+    if (!f.value.IsMap()) {
+      error(valueMark(f), "'fields' must be a map of key: string value");
+      return;
+    }
+    std::map<std::string, Mark> seen;
+    for (const auto& kv : f.value) {
+      Mark key_mark = toMark(kv.first.Mark());
+      if (!kv.first.IsScalar()) {
+        error(key_mark, "keys must be plain strings in 'fields'");
+        continue;
+      }
+      const std::string& key = kv.first.Scalar();
+      if (std::string problem = fieldKeyProblem(key); !problem.empty()) {
+        error(key_mark, "field " + quote(key) + " " + problem);
+        continue;
+      }
+      if (auto [it, inserted] = seen.emplace(key, key_mark); !inserted) {
+        error(key_mark, "duplicate key " + quote(key) + " in 'fields' (first at " +
+                            markText(it->second) + ")");
+        continue;
+      }
+      if (!kv.second.IsScalar()) {
+        error(kv.second.IsNull() ? key_mark : toMark(kv.second.Mark()),
+              "field " + quote(key) + " must have a string value");
+        continue;
+      }
+      input.fields.emplace_back(key, kv.second.Scalar());
+    }
+  }
+
+  void parseEventTcpKeys(const Fields& fields, TcpOutput& tcp) {
+    readEnum<EventFormat>(fields, "format", kFormats, tcp.format);
+    readEnum<Framing>(fields, "framing", kFramings, tcp.framing);
+    if (const Field* f = fields.find("framing")) tcp.framing_mark = valueMark(*f);
+    readSyslogCode(fields, "facility", facilityFromText, "kern..local7 or 0-23", tcp.facility);
+    readSyslogCode(fields, "severity", severityFromText, "emerg..debug or 0-7", tcp.severity);
+    readString(fields, "app_name", tcp.app_name);
+    if (tcp.format == EventFormat::kSyslog) return;
+    for (std::string_view key : {"framing", "facility", "severity", "app_name"}) {
+      if (const Field* f = fields.find(key)) {
+        error(keyMark(*f), fields.label(key) + " applies to 'format: syslog' only");
+      }
+    }
+  }
+
+  void readSyslogCode(const Fields& fields, std::string_view key,
+                      std::optional<int> (*lookup)(std::string_view), std::string_view expected,
+                      int& out) {
+    const Field* f = scalar(fields, key, "a name or a number");
+    if (f == nullptr) return;
+    if (std::optional<int> code = lookup(f->value.Scalar())) {
+      out = *code;
+    } else {
+      error(valueMark(*f), fields.label(key) + ": invalid value " + quote(f->value.Scalar()) +
+                               " (expected " + std::string(expected) + ")");
+    }
   }
 
   std::string file_;

@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include "config/event_keys.h"
+
 namespace logsplice::config {
 namespace {
 
@@ -34,6 +36,7 @@ class Validator {
   std::vector<ConfigError> run() {
     checkInputNames();
     checkOutputs();
+    validateEventOutputs(config_, errors_);
     return std::move(errors_);
   }
 
