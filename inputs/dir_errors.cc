@@ -32,11 +32,10 @@ void DirErrors::endScan() {
     }
     struct stat st;
     if (::stat(it->first.c_str(), &st) == 0) {
-      spdlog::info("input '{}': directory {} can be listed again; following its files",
-                   input_name_, it->first);
-    } else {
-      spdlog::info("input '{}': directory {} (unreadable before) is gone", input_name_,
+      spdlog::info("input '{}': directory {} can be listed again; following its files", input_name_,
                    it->first);
+    } else {
+      spdlog::info("input '{}': directory {} (unreadable before) is gone", input_name_, it->first);
     }
     it = dirs_.erase(it);
   }

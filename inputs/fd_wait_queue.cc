@@ -129,8 +129,7 @@ void FdWaitQueue::retry(const Handlers& h) {
   if (empty()) {
     retry_ms_ = 0;
     if (warned_waiting_ || warned_shortage_) {
-      spdlog::info("input '{}': every file that waited for a descriptor is open now",
-                   input_name_);
+      spdlog::info("input '{}': every file that waited for a descriptor is open now", input_name_);
     }
     warned_waiting_ = false;
     warned_shortage_ = false;

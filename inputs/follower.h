@@ -24,21 +24,22 @@ class FollowerOwner;
 // Lives on the loop thread. The fd is shared (shared_ptr) so that a splice running on the I/O
 // thread keeps it open even if the follower closes meanwhile.
 //
-// State machine (every transition goes through setState(); any other is an LS_ASSERT):
+// State machine. Every transition goes through setState(), which LS_ASSERTs it is one of:
 //
-//   kLive ----------> kRotated ------> kDeleted        kClosed is reachable from every state
-//    |  ^  (name now     |  ^ (st_nlink 0)  ^           and final.
-//    |  |   names other  |  |               |
-//    |  |   or nothing)  |  +---------------+-- kLive -> kDeleted too (drained from the fd)
-//    v  |                |
-//   kSuspended ----> kSuspendedRotated
-//   (fd closed,       (left its name while suspended: looked for by inode in its directory,
-//    budget)           then kRotated with an fd again, or closed)
+//   kLive      -> kRotated          markRotated(): the path names another file or nothing now
+//   kLive      -> kDeleted          refresh() sees st_nlink 0
+//   kLive      -> kSuspended        suspend(): fd (and its budget lease) closed, still followed
+//   kSuspended -> kLive             resume(): reopened by path (its file changed)
+//   kSuspended -> kSuspendedRotated markRotated(): left its name while its fd was closed
+//   kSuspendedRotated -> kRotated   resume(): found by inode in its directory, grown
+//   kRotated   -> kDeleted          refresh() sees st_nlink 0
+//   any        -> kClosed           markClosed(): released by the tailer; final
 //
-// kLive and kSuspended are "live": the configured path names this file. kRotated and kDeleted
-// are drained from the fd, then closed. Truncation (size < last seen size, or a head that no
-// longer matches the fingerprint) is an event, not a state: it bumps generation() and keeps the
-// state. A follower never returns to kLive once it left its name.
+// kLive and kSuspended are live(): the configured path names this file. kRotated and kDeleted
+// are drained from the open fd, then closed (a kSuspendedRotated one that has nothing new, or
+// is not found, is closed as it is). Truncation (size < last seen size, or a head that no
+// longer matches the fingerprint) is an event, not a state: it bumps generation() and keeps
+// the state. A follower never returns to live once it left its name.
 class Follower {
  public:
   enum class State { kLive, kSuspended, kRotated, kSuspendedRotated, kDeleted, kClosed };

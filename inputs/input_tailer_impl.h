@@ -32,9 +32,7 @@ namespace logsplice::inputs {
 // start, poke) unwinds, so no follower is destroyed while a frame below still uses it.
 // Suspending a follower (another tailer's reclaim may do it at any time this tailer is not
 // running) only closes its fd: it never destroys a follower nor calls the observer.
-class InputTailer::Impl : public DiscoveryHandler,
-                          public FdBudget::Holder,
-                          public FollowerOwner {
+class InputTailer::Impl : public DiscoveryHandler, public FdBudget::Holder, public FollowerOwner {
  public:
   Impl(uv_loop_t* loop, const config::InputConfig& cfg, FileObserver& observer, FdBudget& budget);
   ~Impl() override;
@@ -133,9 +131,9 @@ class InputTailer::Impl : public DiscoveryHandler,
   Discovery discovery_;
   FdWaitQueue waiting_;
   DirErrors dir_errors_;
-  sys::UvHandle<uv_timer_t> tick_;     // rotated/deleted refresh, partial lines, closing
-  sys::UvHandle<uv_timer_t> rescan_;   // safety-net rescan every rescan_interval
-  sys::UvHandle<uv_timer_t> recheck_;  // zero-delay: Follower::requestRecheck()
+  sys::UvHandle<uv_timer_t> tick_;          // rotated/deleted refresh, partial lines, closing
+  sys::UvHandle<uv_timer_t> rescan_;        // safety-net rescan every rescan_interval
+  sys::UvHandle<uv_timer_t> recheck_;       // zero-delay: Follower::requestRecheck()
   std::map<std::string, int> open_errors_;  // path -> errno already logged
   std::set<uint64_t> scan_unchanged_;       // live followers a rescan's stat found unchanged
   std::set<uint64_t> partial_;   // followers that may hold an unterminated line (a superset)

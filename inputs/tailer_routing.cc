@@ -248,9 +248,9 @@ Follower* InputTailer::Impl::openFollower(const OpenRequest& req, uint64_t now) 
     char buf[PATH_MAX];
     if (::realpath(path.c_str(), buf) != nullptr) real_path = buf;
   }
-  auto owned = std::make_unique<Follower>(Follower::nextId(), path, cfg_.name, *identity,
-                                          std::move(fd), cfg_.copy, cfg_.max_line_bytes, now,
-                                          std::move(lease));
+  auto owned =
+      std::make_unique<Follower>(Follower::nextId(), path, cfg_.name, *identity, std::move(fd),
+                                 cfg_.copy, cfg_.max_line_bytes, now, std::move(lease));
   if (req.rotated) owned->markRotated(now);
   owned->setOwner(this);
   Follower& f = table_.add(std::move(owned), real_path);
@@ -268,8 +268,7 @@ Follower* InputTailer::Impl::openFollower(const OpenRequest& req, uint64_t now) 
   if (resume > 0) {
     f.breakAt(resume);
     default_start = resume;
-  } else if (req.at_startup && cfg_.start_at == config::StartAt::kEnd &&
-             !req.rotated) {
+  } else if (req.at_startup && cfg_.start_at == config::StartAt::kEnd && !req.rotated) {
     // The end of the last complete line, not the size: a line being written at start-up is
     // shipped whole once its newline arrives. A file that waited for an fd ships what was
     // appended since the start-up scan saw it.

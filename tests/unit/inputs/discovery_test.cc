@@ -111,8 +111,7 @@ TEST_CASE("discovery: a scan expands the globs minus the excludes", "[discovery]
   CHECK(run.d.inotifyWatcher()->watches(dir / "b"));
 }
 
-TEST_CASE("discovery: file events become entry changes, new directories rescans",
-          "[discovery]") {
+TEST_CASE("discovery: file events become entry changes, new directories rescans", "[discovery]") {
   TempDir dir;
   Loop loop;
   auto cfg = testConfig("d", {dir.path() + "/*/*.log"});

@@ -7,7 +7,10 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
@@ -226,6 +229,49 @@ TEST_CASE("Follower: states have names and closing is final") {
   CHECK(f.fd() == -1);
   CHECK(budget.inUse() == 0);  // the lease went back with the fd
   f.requestRecheck();          // no owner, closed: a no-op
+}
+
+namespace {
+
+// Runs `illegal` in a forked child: it must abort (LS_ASSERT), not go on.
+bool abortsInChild(const std::function<void()>& illegal) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(STDERR_FILENO);  // the assertion's message is expected
+    illegal();
+    ::_exit(0);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+}  // namespace
+
+TEST_CASE("Follower: an illegal transition is an internal error, not a state") {
+  TempDir dir;
+  testing::append(dir / "a.log", "x\n");
+  auto make = [&] {
+    sys::UniqueFd fd(::open((dir / "a.log").c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st;
+    REQUIRE(::fstat(fd.get(), &st) == 0);
+    auto id = identify(fd.get(), st);
+    REQUIRE(id.ok());
+    return std::make_unique<Follower>(1, dir / "a.log", "in", *id, std::move(fd), false, 0, 0);
+  };
+  auto f = make();
+  f->markRotated(1);
+  CHECK(abortsInChild([&] { f->suspend(); }));                // rotated: only a live one suspends
+  CHECK(abortsInChild([&] { f->markRotated(2); }));           // left its name once already
+  CHECK(abortsInChild([&] { f->resume(sys::UniqueFd()); }));  // not suspended
+  f->markClosed();
+  CHECK(abortsInChild([&] { f->markClosed(); }));  // closed is final
+  auto g = make();
+  CHECK_FALSE(abortsInChild([&] {
+    g->suspend();
+    g->markRotated(3);
+  }));  // legal: live -> suspended -> rotated while suspended
 }
 
 }  // namespace logsplice::inputs

@@ -36,8 +36,8 @@ std::unique_ptr<Follower> followerOf(const std::string& path, FollowerOwner* own
   REQUIRE(::fstat(fd.get(), &st) == 0);
   auto id = identify(fd.get(), st);
   REQUIRE(id.ok());
-  auto f = std::make_unique<Follower>(Follower::nextId(), path, "in", *id, std::move(fd), false, 0,
-                                      0);
+  auto f =
+      std::make_unique<Follower>(Follower::nextId(), path, "in", *id, std::move(fd), false, 0, 0);
   f->setOwner(owner);
   return f;
 }

@@ -76,8 +76,7 @@ TEST_CASE("poll watcher: one pass reports created, changed and removed names", "
   CHECK(rec.overflows == 0);
 }
 
-TEST_CASE("poll watcher: the timer polls, and a vanished directory is reported once",
-          "[watcher]") {
+TEST_CASE("poll watcher: the timer polls, and a vanished directory is reported once", "[watcher]") {
   TempDir dir;
   Loop loop;
   WatchRecorder rec;
