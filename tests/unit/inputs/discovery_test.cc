@@ -2,7 +2,9 @@
 // changes, new directories and missing roots turned into rescans, stat polling, and
 // directories that cannot be listed.
 
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -209,6 +211,51 @@ TEST_CASE("discovery: a directory that cannot be listed is reported, with its er
   CHECK(run.d.scan([&](const std::string& p) { files.insert(p); }, on_err) == 0);
   CHECK(errors.empty());
   CHECK(files.size() == 2);
+}
+
+TEST_CASE("discovery: a real directory the agent may not list is reported as EACCES",
+          "[discovery]") {
+  TempDir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  REQUIRE(::mkdir((dir / "open").c_str(), 0755) == 0);
+  REQUIRE(::mkdir((dir / "private").c_str(), 0700) == 0);
+  append(dir / "open/a.log", "1\n");
+  append(dir / "private/b.log", "1\n");
+  auto glob = PathGlob::compile(dir.path() + "/*/*.log");
+  REQUIRE(glob.ok());
+  // What the scan reports, as the exit status of a child: 0 when it is exactly open/a.log
+  // followed and private/ unlistable with EACCES.
+  auto scan = [&]() -> int {
+    std::vector<std::string> files;
+    std::vector<std::pair<std::string, int>> errors;
+    int fd_err = glob->expand([](const std::string&) {},
+                              [&](const std::string& p) { files.push_back(p); },
+                              [&](const std::string& d, int e) { errors.emplace_back(d, e); });
+    if (fd_err != 0) return 1;
+    if (files != std::vector<std::string>{dir / "open/a.log"}) return 2;
+    if (errors != std::vector<std::pair<std::string, int>>{{dir / "private", EACCES}}) return 3;
+    return 0;
+  };
+  int code = -1;
+  if (::geteuid() == 0) {
+    // Root lists everything: a child takes another user's filesystem identity (which drops
+    // CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH), as an agent running unprivileged would have.
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::setfsgid(65534);
+      ::setfsuid(65534);
+      ::_exit(::setfsuid(static_cast<uid_t>(-1)) == 65534 ? scan() : 4);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    code = WEXITSTATUS(status);
+  } else {
+    REQUIRE(::chmod((dir / "private").c_str(), 0) == 0);  // not even its owner may list it
+    code = scan();
+  }
+  CHECK(code == 0);
 }
 
 }  // namespace logsplice::inputs
