@@ -36,7 +36,7 @@ constexpr int64_t kRefreshEntrySeconds = 3600;
 constexpr int64_t kExpireEntrySeconds = 24 * 3600;
 
 bool isLive(const inputs::Follower* f) {
-  return f && f->state() == inputs::Follower::State::kLive;
+  return f && f->live();  // kLive, or kSuspended (still its name, fd closed)
 }
 
 }  // namespace

@@ -73,7 +73,8 @@ bool Discovery::isCandidate(const std::string& path) const {
   return false;
 }
 
-int Discovery::scan(const std::function<void(const std::string&)>& on_file) {
+int Discovery::scan(const std::function<void(const std::string&)>& on_file,
+                    const PathGlob::DirErrorFn& on_dir_error) {
   fd_error_ = 0;
   std::set<std::string> ancestors;
   for (const auto& g : globs_) {
@@ -88,7 +89,8 @@ int Discovery::scan(const std::function<void(const std::string&)>& on_file) {
     int err = g.expand([this](const std::string& dir) { watch(dir); },
                        [&](const std::string& path) {
                          if (!excluded(path)) on_file(path);
-                       });
+                       },
+                       on_dir_error);
     if (err != 0) fd_error_ = err;
   }
   for (const auto& dir : ancestors) watch(dir);

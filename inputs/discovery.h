@@ -45,7 +45,9 @@ class Discovery : public WatchHandler {
   // candidate file. Missing directories are not errors. Returns 0, or EMFILE/ENFILE when a
   // directory could not be listed or polled for want of descriptors: the scan is incomplete
   // and must be retried once descriptors are free.
-  int scan(const std::function<void(const std::string& path)>& on_file);
+  // on_dir_error: a directory that exists but cannot be listed (EACCES...), with the errno.
+  int scan(const std::function<void(const std::string& path)>& on_file,
+           const PathGlob::DirErrorFn& on_dir_error = nullptr);
   // Whether `path` matches a glob and no exclude pattern.
   bool isCandidate(const std::string& path) const;
   bool excluded(const std::string& path) const;

@@ -23,6 +23,11 @@ bool FdBudget::tryAcquire() {
   return true;
 }
 
+FdLease FdBudget::lease(uint64_t* tally) {
+  if (!tryAcquire()) return {};
+  return FdLease(*this, tally);
+}
+
 void FdBudget::release() {
   if (in_use_ > 0) --in_use_;
 }

@@ -15,6 +15,8 @@ namespace logsplice::inputs {
 //
 // Loop thread only (all tailers of a process share one loop). Holders detach before they are
 // destroyed; the budget must outlive them.
+class FdLease;
+
 class FdBudget {
  public:
   static constexpr uint64_t kUnlimited = UINT64_MAX;
@@ -47,7 +49,10 @@ class FdBudget {
   uint64_t inUse() const { return in_use_; }
   uint64_t available() const { return in_use_ >= limit_ ? 0 : limit_ - in_use_; }
 
-  // Takes one unit if the budget has one.
+  // One unit as a lease (empty when the budget is spent). `tally`, if given, counts the leases
+  // alive (incremented now, decremented when the lease is released); it must outlive them.
+  FdLease lease(uint64_t* tally = nullptr);
+  // Takes one unit if the budget has one (raw; prefer lease()).
   bool tryAcquire();
   // Returns one unit (a follower fd closed).
   void release();
@@ -68,29 +73,49 @@ class FdBudget {
   std::vector<Holder*> holders_;
 };
 
-// Grants one unit of a budget for the lifetime of the object unless commit() hands it over to
-// a follower (the tailer then releases it when that follower's fd closes). RAII for the early
-// returns of an open path.
-class FdGrant {
+// One unit of a budget, held for the lifetime of the object: a follower holds one while its fd
+// is open, and gives it back by destroying (or resetting) it. Moving it transfers the unit.
+// A lease may also count itself in a tally of its holder (FdBudget::lease(tally)): the tailer's
+// files_open gauge is the number of leases alive, not a counter kept by hand.
+class FdLease {
  public:
-  FdGrant() = default;
+  FdLease() = default;
   // Owns a unit already taken from `b` (tryAcquire() returned true).
-  explicit FdGrant(FdBudget& b) : budget_(&b) {}
-  FdGrant(FdGrant&& o) noexcept : budget_(o.budget_) { o.budget_ = nullptr; }
-  FdGrant& operator=(FdGrant&&) = delete;
-  ~FdGrant() {
-    if (budget_ != nullptr) budget_->release();
+  explicit FdLease(FdBudget& b) : budget_(&b) {}
+  FdLease(FdLease&& o) noexcept : budget_(o.budget_), tally_(o.tally_) {
+    o.budget_ = nullptr;
+    o.tally_ = nullptr;
   }
+  FdLease& operator=(FdLease&& o) noexcept {
+    if (this != &o) {
+      reset();
+      budget_ = o.budget_;
+      tally_ = o.tally_;
+      o.budget_ = nullptr;
+      o.tally_ = nullptr;
+    }
+    return *this;
+  }
+  FdLease(const FdLease&) = delete;
+  FdLease& operator=(const FdLease&) = delete;
+  ~FdLease() { reset(); }
   explicit operator bool() const { return budget_ != nullptr; }
-  void commit() { budget_ = nullptr; }
-  // Gives the unit back now (the open failed).
+  // Gives the unit back now.
   void reset() {
     if (budget_ != nullptr) budget_->release();
+    if (tally_ != nullptr) --*tally_;
     budget_ = nullptr;
+    tally_ = nullptr;
   }
 
  private:
+  friend class FdBudget;
+  FdLease(FdBudget& b, uint64_t* tally) : budget_(&b), tally_(tally) {
+    if (tally_ != nullptr) ++*tally_;
+  }
+
   FdBudget* budget_ = nullptr;
+  uint64_t* tally_ = nullptr;
 };
 
 // Raises the soft RLIMIT_NOFILE to the hard limit (common daemon practice: the default soft

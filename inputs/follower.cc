@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "inputs/line_end.h"
+#include "sys/assert.h"
 
 namespace logsplice::inputs {
 
@@ -16,24 +17,88 @@ uint64_t Follower::nextId() {
 
 Follower::Follower(uint64_t id, std::string path, std::string input_name,
                    const FileIdentity& identity, sys::UniqueFd fd, bool copy_mode,
-                   uint64_t max_line_bytes, uint64_t now_ms)
+                   uint64_t max_line_bytes, uint64_t now_ms, FdLease lease)
     : id_(id),
       path_(std::move(path)),
       input_name_(std::move(input_name)),
       identity_(identity),
       fd_(std::make_shared<sys::UniqueFd>(std::move(fd))),
       copy_mode_(copy_mode),
+      lease_(std::move(lease)),
       max_line_bytes_(max_line_bytes),
       last_change_ms_(now_ms) {}
 
-void Follower::markRotated(uint64_t now_ms) {
-  if (state_ != State::kLive) return;
-  state_ = State::kRotated;
-  left_live_ms_ = now_ms;
+const char* Follower::stateName(State s) {
+  switch (s) {
+    case State::kLive:
+      return "live";
+    case State::kSuspended:
+      return "suspended";
+    case State::kRotated:
+      return "rotated";
+    case State::kSuspendedRotated:
+      return "rotated (suspended)";
+    case State::kDeleted:
+      return "deleted";
+    case State::kClosed:
+      return "closed";
+  }
+  return "?";
 }
 
-void Follower::resume(sys::UniqueFd fd) {
+bool Follower::legal(State from, State to) {
+  if (to == State::kClosed) return from != State::kClosed;
+  switch (from) {
+    case State::kLive:
+      return to == State::kRotated || to == State::kDeleted || to == State::kSuspended;
+    case State::kSuspended:
+      return to == State::kLive || to == State::kSuspendedRotated;
+    case State::kSuspendedRotated:
+      return to == State::kRotated;
+    case State::kRotated:
+      return to == State::kDeleted;
+    case State::kDeleted:
+    case State::kClosed:
+      return false;
+  }
+  return false;
+}
+
+void Follower::setState(State next) {
+  LS_ASSERT(legal(state_, next), "illegal follower state transition");
+  State from = state_;
+  state_ = next;
+  if (owner_ != nullptr) owner_->followerStateChanged(*this, from);
+}
+
+void Follower::requestRecheck() {
+  if (owner_ != nullptr && state_ != State::kClosed) owner_->recheckSoon(*this);
+}
+
+void Follower::markRotated(uint64_t now_ms) {
+  LS_ASSERT(live(), "only a live follower can leave its name");
+  left_live_ms_ = now_ms;
+  setState(state_ == State::kLive ? State::kRotated : State::kSuspendedRotated);
+}
+
+void Follower::markClosed() {
+  fd_.reset();
+  lease_.reset();
+  setState(State::kClosed);
+}
+
+void Follower::suspend() {
+  LS_ASSERT(state_ == State::kLive, "only a live follower with an fd can be suspended");
+  fd_.reset();
+  lease_.reset();
+  setState(State::kSuspended);
+}
+
+void Follower::resume(sys::UniqueFd fd, FdLease lease) {
+  LS_ASSERT(suspended(), "only a suspended follower can be resumed");
   fd_ = std::make_shared<sys::UniqueFd>(std::move(fd));
+  lease_ = std::move(lease);
+  setState(state_ == State::kSuspended ? State::kLive : State::kRotated);
 }
 
 bool Follower::changedSince(const struct stat& st) const {
@@ -66,7 +131,7 @@ Follower::Change Follower::refresh(sys::SysCalls& sys, uint64_t now_ms) {
   }
   if (st.st_nlink == 0 && state_ != State::kDeleted) {
     if (state_ == State::kLive) left_live_ms_ = now_ms;
-    state_ = State::kDeleted;
+    setState(State::kDeleted);
     c.deleted = true;
   }
   uint64_t new_size = st.st_size > 0 ? static_cast<uint64_t>(st.st_size) : 0;

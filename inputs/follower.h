@@ -7,24 +7,43 @@
 #include <set>
 #include <string>
 
+#include <functional>
+#include <vector>
+
 #include "sys/sys_calls.h"
 #include "sys/unique_fd.h"
 #include "config/config.h"
+#include "inputs/fd_budget.h"
 #include "inputs/file_identity.h"
 
 namespace logsplice::inputs {
+
+class FollowerOwner;
 
 // One followed file: its open fd, identity, size and the end of its last complete line.
 // Lives on the loop thread. The fd is shared (shared_ptr) so that a splice running on the I/O
 // thread keeps it open even if the follower closes meanwhile.
 //
-// State machine: kLive (the configured path names this file) -> kRotated (the path now names
-// another file or nothing, the fd is read to its end) or kDeleted (st_nlink == 0, drained from
-// the fd). Truncation (size < last seen size, or a head that no longer matches the fingerprint)
-// bumps generation() and keeps the state. A follower never returns to kLive.
+// State machine. Every transition goes through setState(), which LS_ASSERTs it is one of:
+//
+//   kLive      -> kRotated          markRotated(): the path names another file or nothing now
+//   kLive      -> kDeleted          refresh() sees st_nlink 0
+//   kLive      -> kSuspended        suspend(): fd (and its budget lease) closed, still followed
+//   kSuspended -> kLive             resume(): reopened by path (its file changed)
+//   kSuspended -> kSuspendedRotated markRotated(): left its name while its fd was closed
+//   kSuspendedRotated -> kRotated   resume(): found by inode in its directory, grown
+//   kRotated   -> kDeleted          refresh() sees st_nlink 0
+//   any        -> kClosed           markClosed(): released by the tailer; final
+//
+// kLive and kSuspended are live(): the configured path names this file. kRotated and kDeleted
+// are drained from the open fd, then closed (a kSuspendedRotated one that has nothing new, or
+// is not found, is closed as it is). Truncation (size < last seen size, or a head that no
+// longer matches the fingerprint) is an event, not a state: it bumps generation() and keeps
+// the state. A follower never returns to live once it left its name.
 class Follower {
  public:
-  enum class State { kLive, kRotated, kDeleted };
+  enum class State { kLive, kSuspended, kRotated, kSuspendedRotated, kDeleted, kClosed };
+  static const char* stateName(State s);
 
   // Public surface used by the router; the constructor/refresh API is the inputs' own.
   uint64_t id() const { return id_; }  // unique in this process, never reused
@@ -47,6 +66,12 @@ class Follower {
   }
   uint64_t generation() const { return generation_; }
   State state() const { return state_; }
+  // The configured path names this file (kLive, or kSuspended).
+  bool live() const { return state_ == State::kLive || state_ == State::kSuspended; }
+  // Ask the owning tailer to look at this follower again soon (a sink caught up on a rotated
+  // file: it may be closed now). Deferred: never closes the follower inside the caller's
+  // callback; a follower closed meanwhile is skipped. A no-op without an owner.
+  void requestRecheck();
   // Whether the input wants the read/write copy path (input option `copy`).
   bool copyMode() const { return copy_mode_; }
 
@@ -55,8 +80,12 @@ class Follower {
   // A follower of the open regular file `fd` whose head is `identity`. It starts with size 0;
   // the first refresh() measures the file (completeEnd, long-line breaks).
   Follower(uint64_t id, std::string path, std::string input_name, const FileIdentity& identity,
-           sys::UniqueFd fd, bool copy_mode, uint64_t max_line_bytes, uint64_t now_ms);
+           sys::UniqueFd fd, bool copy_mode, uint64_t max_line_bytes, uint64_t now_ms,
+           FdLease lease = {});
   virtual ~Follower() = default;
+
+  // The tailer that owns it (null for a follower outside any tailer, e.g. in tests).
+  void setOwner(FollowerOwner* owner) { owner_ = owner; }
 
   // A process-wide unique, never reused id.
   static uint64_t nextId();
@@ -88,8 +117,11 @@ class Follower {
   // Makes `offset` (completeEnd < offset <= size) a shipping boundary with a break: used when a
   // file is reopened where an earlier follower of it stopped, possibly mid-line.
   void breakAt(uint64_t offset);
-  // The configured path no longer names this file (moved, or replaced by another file).
+  // The configured path no longer names this file (moved, or replaced by another file):
+  // kLive -> kRotated, kSuspended -> kSuspendedRotated.
   void markRotated(uint64_t now_ms);
+  // Final: the tailer released it (drained, retention, or shutdown). Drops the fd and lease.
+  void markClosed();
   // When size() last changed (or the follower was created).
   uint64_t lastChangeMs() const { return last_change_ms_; }
   // Where the bytes appended since the refresh before the last one start (the file's size
@@ -100,20 +132,56 @@ class Follower {
   // When the follower left kLive (0 while live).
   uint64_t leftLiveMs() const { return left_live_ms_; }
 
-  // Suspension, to stay under the open-file budget: the tailer closes the fd of an idle file
-  // every sink has caught up on, and reopens it by path when the file changes. Meanwhile fd()
-  // is -1, refresh() does nothing and size, completeEnd and identity keep their last values.
-  // A fill job still holding sharedFd() keeps the file open (none exists for a drained file).
-  void suspend() { fd_.reset(); }
-  bool suspended() const { return fd_ == nullptr; }
+  // Suspension, to stay under the open-file budget: the tailer closes the fd of an idle live
+  // file every sink has caught up on (kLive -> kSuspended, the lease goes back to the budget),
+  // and reopens it by path when the file changes. Meanwhile fd() is -1, refresh() does nothing
+  // and size, completeEnd and identity keep their last values. A fill job still holding
+  // sharedFd() keeps the file open (none exists for a drained file).
+  void suspend();
+  // The fd is closed: kSuspended or kSuspendedRotated.
+  bool suspended() const {
+    return state_ == State::kSuspended || state_ == State::kSuspendedRotated;
+  }
   // `fd` is this file again (the caller checked the inode); the next refresh() measures it.
-  void resume(sys::UniqueFd fd);
+  // kSuspended -> kLive, kSuspendedRotated -> kRotated.
+  void resume(sys::UniqueFd fd, FdLease lease = {});
   // Whether a stat of the file (by path, while suspended) shows a change since the last
   // refresh: another size, mtime or ctime.
   bool changedSince(const struct stat& st) const;
 
+  // ---- Transitions that look at the filesystem (follower_fs.cc). ----
+
+  // What the configured path names now, for a live follower.
+  enum class NameCheck {
+    kThisFile,     // still this file, unchanged since the last refresh
+    kThisChanged,  // still this file, with another size/mtime/ctime (suspended: reopen it)
+    kGone,         // another file, or nothing (ENOENT/ENOTDIR): it was rotated
+    kUnknown,      // cannot tell (EACCES on a directory...): keep it as it is
+  };
+  NameCheck checkName() const;
+  // How a reopen of a suspended follower ended.
+  struct Reopen {
+    enum Kind {
+      kResumed,     // fd open again (state kLive or kRotated)
+      kNothingNew,  // kSuspendedRotated found under `path` with no byte appended: close it
+      kMissing,     // kSuspendedRotated not found in its directory: close it
+      kGone,        // kSuspended: its path names another file or nothing now (not reopened)
+      kNoFd,        // no lease, or EMFILE/ENFILE (`err`): wait for a descriptor
+      kError,       // open/fstat failed (`err`, e.g. EACCES): tried again at the next change
+    } kind = kError;
+    int err = 0;
+    std::string path;  // the name it was opened or found under
+  };
+  // kSuspended: reopens by path, checking the inode. kSuspendedRotated: looks for its inode in
+  // `dir` (a rename in place keeps the directory) and reopens it there if it grew since it was
+  // suspended. `lease` is asked for a unit only when a file is about to be opened.
+  Reopen reopen(const std::string& dir, const std::function<FdLease()>& lease);
+
  protected:
   Follower() = default;
+  // The one place the state changes: asserts the transition is legal, tells the owner.
+  void setState(State next);
+  static bool legal(State from, State to);
 
   uint64_t id_ = 0;
   std::string path_;
@@ -128,6 +196,8 @@ class Follower {
   bool copy_mode_ = false;
 
  private:
+  FollowerOwner* owner_ = nullptr;
+  FdLease lease_;                // the budget unit held while fd_ is open
   uint64_t max_line_bytes_ = 0;  // 0: no limit
   uint64_t last_change_ms_ = 0;
   // (mtime, ctime) at the last refresh: a same-size rewrite (truncated and refilled to the very
@@ -139,6 +209,17 @@ class Follower {
   // check is owed and done on the next refresh even when nothing changed.
   uint64_t head_checked_ms_ = UINT64_MAX;  // never
   bool head_owed_ = false;
+};
+
+// Who owns a follower (its InputTailer). Loop thread only.
+class FollowerOwner {
+ public:
+  virtual ~FollowerOwner() = default;
+  // Follower::requestRecheck(): look at f again soon (it may be closable now), never from
+  // inside this call.
+  virtual void recheckSoon(Follower& f) = 0;
+  // f changed state (from `from` to f.state()): the owner's indexes follow.
+  virtual void followerStateChanged(Follower& f, Follower::State from) = 0;
 };
 
 }  // namespace logsplice::inputs

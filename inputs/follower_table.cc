@@ -5,7 +5,8 @@ namespace logsplice::inputs {
 Follower& FollowerTable::add(std::unique_ptr<Follower> f, const std::string& real_path) {
   Follower& ref = *f;
   by_inode_[keyOf(ref.identity())] = ref.id();
-  if (ref.state() == Follower::State::kLive) {
+  ++by_state_[static_cast<size_t>(ref.state())];
+  if (ref.live()) {
     live_by_path_[ref.path()] = ref.id();
   } else {
     not_live_.insert(ref.id());
@@ -21,6 +22,7 @@ std::unique_ptr<Follower> FollowerTable::remove(uint64_t id) {
   if (it == followers_.end()) return nullptr;
   std::unique_ptr<Follower> f = std::move(it->second);
   followers_.erase(it);
+  --by_state_[static_cast<size_t>(f->state())];
   auto in = by_inode_.find(keyOf(f->identity()));
   if (in != by_inode_.end() && in->second == id) by_inode_.erase(in);
   leftLive(*f);
@@ -29,6 +31,13 @@ std::unique_ptr<Follower> FollowerTable::remove(uint64_t id) {
     rp = rp->second == id ? by_real_path_.erase(rp) : std::next(rp);
   }
   return f;
+}
+
+void FollowerTable::stateChanged(const Follower& f, Follower::State from) {
+  if (followers_.count(f.id()) == 0) return;
+  --by_state_[static_cast<size_t>(from)];
+  ++by_state_[static_cast<size_t>(f.state())];
+  if (!f.live()) leftLive(f);
 }
 
 void FollowerTable::leftLive(const Follower& f) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -29,8 +30,15 @@ class FollowerTable {
   // find the follower too.
   Follower& add(std::unique_ptr<Follower> f, const std::string& real_path);
   std::unique_ptr<Follower> remove(uint64_t id);
-  // The follower left kLive: its path may now name another file.
-  void leftLive(const Follower& f);
+  // f (in the table) went from `from` to f.state(): when it left its name (rotated, deleted),
+  // its path may now name another file and it is among the not-live ones.
+  void stateChanged(const Follower& f, Follower::State from);
+  // Followers in state `s` now.
+  size_t count(Follower::State s) const { return by_state_[static_cast<size_t>(s)]; }
+  // Followers whose fd is closed (suspended, live or rotated).
+  size_t suspendedCount() const {
+    return count(Follower::State::kSuspended) + count(Follower::State::kSuspendedRotated);
+  }
 
   Follower* byId(uint64_t id) const;
   Follower* byInode(const InodeKey& key) const;
@@ -54,6 +62,7 @@ class FollowerTable {
 
  private:
   static constexpr size_t kMaxFinished = 4096;
+  void leftLive(const Follower& f);
 
   std::map<uint64_t, std::unique_ptr<Follower>> followers_;
   std::map<InodeKey, uint64_t> by_inode_;
@@ -61,6 +70,7 @@ class FollowerTable {
   std::set<uint64_t> not_live_;
   std::multimap<std::string, uint64_t> by_real_path_;
   std::map<InodeKey, Finished> finished_;
+  std::array<size_t, static_cast<size_t>(Follower::State::kClosed) + 1> by_state_{};
 };
 
 }  // namespace logsplice::inputs

@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "sys/error.h"
+#include "sys/metrics.h"
 #include "config/config.h"
+#include "inputs/dir_errors.h"
 #include "inputs/fd_budget.h"
 #include "inputs/file_identity.h"
 #include "inputs/file_observer.h"
@@ -45,6 +47,9 @@ struct InputStats {
   uint64_t reopens = 0;               // suspended files reopened by path
   uint64_t fd_exhaustions = 0;        // EMFILE/ENFILE met (then treated as a spent budget)
   uint64_t skipped_symlinks = 0;      // dangling symlinks and symlink loops matching the globs
+  // Directories of the globs that exist but cannot be listed (EACCES...): see unreadableDirs().
+  uint64_t unreadable_dirs = 0;   // gauge: such directories now
+  uint64_t dir_errors_total = 0;  // counter: directories found unlistable (once per episode)
 };
 
 // Everything one `inputs:` entry does: expands its globs, watches the directories (inotify via
@@ -82,10 +87,15 @@ class InputTailer {
   // at once instead of at the next timer tick. Safe to call from inside an observer callback:
   // the check then runs when the tailer's own callback unwinds (a follower is never destroyed
   // under a caller's feet). fileClosing is the last call for f; destroy nothing before it.
+  // (Follower::requestRecheck() reaches the tailer directly and is always deferred.)
   void poke(Follower& f);
 
   const config::InputConfig& config() const;
   const InputStats& stats() const;
+  // The directories of the globs that cannot be listed now, with the reason (for `status`).
+  std::vector<UnreadableDir> unreadableDirs() const;
+  // This input's metrics (logsplice_input_*, label `input`), for the metrics endpoint.
+  void collectMetrics(sys::MetricWriter& w) const;
 
  private:
   class Impl;

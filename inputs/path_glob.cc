@@ -1,5 +1,7 @@
 #include "inputs/path_glob.h"
 
+#include "inputs/dir_lister.h"
+
 #include <dirent.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
@@ -126,19 +128,21 @@ bool PathGlob::couldContain(const std::string& dir) const {
 }
 
 int PathGlob::expand(const std::function<void(const std::string&)>& on_dir,
-                     const std::function<void(const std::string&)>& on_file) const {
+                     const std::function<void(const std::string&)>& on_file,
+                     const DirErrorFn& on_dir_error) const {
   std::vector<size_t> states{0};
   closure(states);
   std::vector<std::pair<dev_t, ino_t>> seen;
   int fd_error = 0;
-  walk(root_, states, seen, on_dir, on_file, fd_error);
+  walk(root_, states, seen, on_dir, on_file, on_dir_error, fd_error);
   return fd_error;
 }
 
 void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
                     std::vector<std::pair<dev_t, ino_t>>& seen,
                     const std::function<void(const std::string&)>& on_dir,
-                    const std::function<void(const std::string&)>& on_file, int& fd_error) const {
+                    const std::function<void(const std::string&)>& on_file,
+                    const DirErrorFn& on_dir_error, int& fd_error) const {
   struct stat dst;
   if (::stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) return;
   auto key = std::make_pair(dst.st_dev, dst.st_ino);
@@ -162,7 +166,7 @@ void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
     if (S_ISDIR(st.st_mode)) {
       bool deeper = std::any_of(next.begin(), next.end(),
                                 [this](size_t i) { return i < components_.size(); });
-      if (deeper) walk(child, next, seen, on_dir, on_file, fd_error);
+      if (deeper) walk(child, next, seen, on_dir, on_file, on_dir_error, fd_error);
     } else if (names_file) {
       on_file(child);
     }
@@ -178,18 +182,15 @@ void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
     }
     return;
   }
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) {
-    if (errno == EMFILE || errno == ENFILE) fd_error = errno;
+  std::vector<std::string> names;
+  if (int err = DirLister::current().list(dir, names); err != 0) {
+    if (err == EMFILE || err == ENFILE) {
+      fd_error = err;
+    } else if (err != ENOENT && err != ENOTDIR && on_dir_error) {
+      on_dir_error(dir, err);  // there, but not listable: say so (a vanished one is not news)
+    }
     return;
   }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
-    names.push_back(std::move(name));
-  }
-  ::closedir(d);
   std::sort(names.begin(), names.end());
   for (const auto& name : names) visit(name);
 }

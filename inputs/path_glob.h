@@ -36,11 +36,15 @@ class PathGlob {
   // appear after the listing; then on_file(path) for each matching non-directory entry
   // (symlinks followed; directory loops through symlinks are cut by (dev, ino)). A matching
   // name that cannot be stat()ed (a dangling symlink, a symlink loop) is passed to on_file
-  // too, so the caller can say why it is skipped. Missing or unreadable directories are
-  // skipped silently: a later event or rescan finds them. Returns 0, or EMFILE/ENFILE when a
-  // directory could not be listed for want of descriptors (the expansion is incomplete: retry).
+  // too, so the caller can say why it is skipped. Missing directories are skipped silently: a
+  // later event or rescan finds them. A directory that exists but cannot be listed (EACCES...)
+  // is passed to on_dir_error with the errno, if given. Directories are listed through
+  // DirLister::current(). Returns 0, or EMFILE/ENFILE when a directory could not be listed for
+  // want of descriptors (the expansion is incomplete: retry).
+  using DirErrorFn = std::function<void(const std::string& dir, int err)>;
   int expand(const std::function<void(const std::string& dir)>& on_dir,
-             const std::function<void(const std::string& path)>& on_file) const;
+             const std::function<void(const std::string& path)>& on_file,
+             const DirErrorFn& on_dir_error = nullptr) const;
 
  private:
   PathGlob() = default;
@@ -51,7 +55,8 @@ class PathGlob {
   void walk(const std::string& dir, std::vector<size_t> states,
             std::vector<std::pair<dev_t, ino_t>>& seen,
             const std::function<void(const std::string&)>& on_dir,
-            const std::function<void(const std::string&)>& on_file, int& fd_error) const;
+            const std::function<void(const std::string&)>& on_file, const DirErrorFn& on_dir_error,
+            int& fd_error) const;
 
   std::string pattern_;
   std::string root_;

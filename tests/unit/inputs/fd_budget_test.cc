@@ -35,19 +35,18 @@ class FakeHolder : public FdBudget::Holder {
 
 }  // namespace
 
-TEST_CASE("fd budget: acquire, release, grant", "[fd_budget]") {
+TEST_CASE("fd budget: acquire, release, lease", "[fd_budget]") {
   FdBudget b(2);
   CHECK(b.tryAcquire());
   {
     REQUIRE(b.tryAcquire());
-    FdGrant g(b);  // owns the second unit
+    FdLease g(b);  // owns the second unit
     CHECK(b.available() == 0);
     CHECK_FALSE(b.tryAcquire());
+    CHECK_FALSE(b.lease());
   }
-  CHECK(b.inUse() == 1);  // the grant gave its unit back
+  CHECK(b.inUse() == 1);  // the lease gave its unit back
   REQUIRE(b.tryAcquire());
-  FdGrant kept(b);
-  kept.commit();
   CHECK(b.inUse() == 2);
   b.release();
   b.release();
@@ -55,6 +54,34 @@ TEST_CASE("fd budget: acquire, release, grant", "[fd_budget]") {
   CHECK(b.inUse() == 0);
   FdBudget zero(0);
   CHECK(zero.limit() == 1);
+}
+
+TEST_CASE("fd budget: a lease counts itself in its tally; moving it transfers the unit",
+          "[fd_budget]") {
+  FdBudget b(3);
+  uint64_t tally = 0;
+  FdLease a = b.lease(&tally);
+  REQUIRE(a);
+  CHECK(tally == 1);
+  CHECK(b.inUse() == 1);
+  FdLease moved = std::move(a);
+  CHECK_FALSE(a);
+  CHECK(moved);
+  CHECK(tally == 1);
+  CHECK(b.inUse() == 1);
+  {
+    FdLease c = b.lease(&tally);
+    CHECK(tally == 2);
+    moved = std::move(c);  // the unit moved-over is released first
+    CHECK(tally == 1);
+    CHECK(b.inUse() == 1);
+  }
+  CHECK(tally == 1);
+  moved.reset();
+  CHECK(tally == 0);
+  CHECK(b.inUse() == 0);
+  moved.reset();  // idempotent
+  CHECK(tally == 0);
 }
 
 TEST_CASE("fd budget: reclaim takes the least recently active of every holder", "[fd_budget]") {
