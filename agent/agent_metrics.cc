@@ -163,12 +163,17 @@ void Agent::collectMetrics(sys::MetricWriter& w) const {
 }
 
 std::string Agent::metricsText() const {
+  // The page lists families in the order they are first collected. This order keeps it as it
+  // was before the components reported for themselves, but for the router's file_* families,
+  // which now come before the inputs' (the order of families means nothing to Prometheus).
   PromMetricWriter w;
   collectMetrics(w);
-  for (const auto& t : tailers_) collectTailerMetrics(*t, w);          // t->collectMetrics(w)
-  collectRouterMetrics(*router_, w);                                   // router_->collectMetrics(w)
-  collectStoreMetrics(*store_, w);                                     // store_->collectMetrics(w)
-  for (const outputs::Sink* s : router_->sinks()) collectSinkMetrics(*s, w);  // s->collectMetrics(w)
+  collectStoreMetrics(*store_, w);    // store_->collectMetrics(w)
+  collectRouterMetrics(*router_, w);  // router_->collectMetrics(w)
+  for (const auto& t : tailers_) collectTailerMetrics(*t, w);  // t->collectMetrics(w)
+  for (const outputs::Sink* s : router_->sinks()) {
+    collectSinkMetrics(*s, w);  // s->collectMetrics(w)
+  }
   if (status_) status_->collectMetrics(w);
   return w.text();
 }
