@@ -100,7 +100,8 @@ namespace {
 
 // What an archive sink names its files: the day's directory (relative) and the file name.
 std::string relativeName(std::time_t when, int collision) {
-  return archiveDirFor("", "in", "app.log", when).substr(1) + "/" + archiveFileName(when, collision);
+  return archiveDirFor("", "in", "app.log", when).substr(1) + "/" +
+         archiveFileName(when, collision);
 }
 
 }  // namespace

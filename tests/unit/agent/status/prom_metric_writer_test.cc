@@ -60,7 +60,8 @@ TEST_CASE("PromMetricWriter escapes labels and HELP as PromTextBuilder does",
   CHECK(w.text() ==
         "# HELP logsplice_sink_bytes_sent_total Bytes sent.\\nPer \\\\sink\\\\.\n"
         "# TYPE logsplice_sink_bytes_sent_total counter\n"
-        "logsplice_sink_bytes_sent_total{sink=\"a \\\"quoted\\\"\\\\name\\nx\",state=\"ok\"} 1.5\n");
+        "logsplice_sink_bytes_sent_total"
+        "{sink=\"a \\\"quoted\\\"\\\\name\\nx\",state=\"ok\"} 1.5\n");
   auto parsed = parsePromText(w.text());
   REQUIRE(parsed.ok());
   REQUIRE(parsed.value().size() == 1);

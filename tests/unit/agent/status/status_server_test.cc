@@ -389,9 +389,8 @@ TEST_CASE("rejected connections are logged once, then summed up per interval, an
 
   // The first rejection is logged at once; the rest only as summaries, one per interval at most.
   CHECK(log.linesWith("rejecting one").size() == 1);
-  REQUIRE(loop.runUntil(
-      [&] { return summedRejections(log.linesWith("connections in the last 300 ms")) == kBurst - 1; },
-      3000ms));
+  auto summed = [&] { return summedRejections(log.linesWith("connections in the last 300 ms")); };
+  REQUIRE(loop.runUntil([&] { return summed() == kBurst - 1; }, 3000ms));
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - start);
   auto summaries = log.linesWith("connections in the last 300 ms");
@@ -401,8 +400,9 @@ TEST_CASE("rejected connections are logged once, then summed up per interval, an
 
   PromMetricWriter w;
   server.collectMetrics(w);
-  CHECK_THAT(w.text(), Catch::Contains("# TYPE logsplice_status_rejected_connections_total counter\n"
-                                       "logsplice_status_rejected_connections_total 40\n"));
+  CHECK_THAT(w.text(),
+             Catch::Contains("# TYPE logsplice_status_rejected_connections_total counter\n"
+                             "logsplice_status_rejected_connections_total 40\n"));
 
   // After a quiet interval the next rejection is logged at once again.
   auto quiet_until = std::chrono::steady_clock::now() + 700ms;
@@ -458,6 +458,23 @@ TEST_CASE("destroying a server without close() still frees its handles", "[statu
     REQUIRE_FALSE(server.start());
     UniqueFd c = connectTo(server.port());
     REQUIRE(loop.runUntil([&] { return server.connectionCount() == 1; }));
+  }
+  REQUIRE(loop.close() == 0);
+}
+
+TEST_CASE("destroying a server that rejected connections frees its summary timer",
+          "[status_server]") {
+  TestLoop loop;
+  {
+    StatusServerOptions options = fastOptions();
+    options.max_connections = 1;
+    StatusServer server(
+        loop.get(), sys::HostPort{"127.0.0.1", 0}, [] { return std::string(); },
+        [] { return StatusServer::Health{}; }, options);
+    REQUIRE_FALSE(server.start());
+    UniqueFd first = connectTo(server.port());
+    UniqueFd second = connectTo(server.port());
+    REQUIRE(loop.runUntil([&] { return server.rejectedConnections() == 1; }));
   }
   REQUIRE(loop.close() == 0);
 }
