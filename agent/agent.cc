@@ -1,6 +1,5 @@
 #include "agent/agent.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -10,7 +9,6 @@
 #include <map>
 #include <sstream>
 
-#include "agent/status/prom_text.h"
 #include "config/parse.h"
 #include "outputs/archive_sink.h"
 #include "outputs/tcp_sink.h"
@@ -24,16 +22,6 @@ constexpr uint64_t kNewFileCheckpointMs = 20;
 
 Agent* self(void* data) {
   return static_cast<Agent*>(data);
-}
-
-size_t countOpenFds() {
-  size_t n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d)) ++n;
-    ::closedir(d);
-    n = n >= 3 ? n - 3 : 0;  // ".", ".." and the directory's own fd
-  }
-  return n;
 }
 
 }  // namespace
@@ -394,145 +382,6 @@ StatusServer::Health Agent::health() const {
     }
   }
   return h;
-}
-
-std::string Agent::metricsText() const {
-  PromTextBuilder b;
-  using T = PromType;
-  b.single("logsplice_bytes_copied_total",
-           "Bytes the agent moved through its own memory (0 on the zero-copy path).", T::kCounter,
-           static_cast<double>(sys::CopyCounter::total()));
-  b.single("logsplice_open_fds", "Open file descriptors.", T::kGauge,
-           static_cast<double>(countOpenFds()));
-  b.single("logsplice_checkpoint_writes_total", "Checkpoint files written.", T::kCounter,
-           static_cast<double>(store_->writes()));
-  b.single("logsplice_checkpoint_last_write_seconds",
-           "Time the last checkpoint write took, fsyncs included.", T::kGauge,
-           store_->lastWriteSeconds());
-  b.single("logsplice_checkpoint_entries", "Files the checkpoint file knows.", T::kGauge,
-           static_cast<double>(store_->size()));
-  const RouterStats& rs = router_->stats();
-  b.single("logsplice_router_fills_total", "Fill jobs run by the I/O thread.", T::kCounter,
-           static_cast<double>(rs.fills));
-  b.single("logsplice_router_lockstep_fills_total", "Fills that fed several sinks by tee.",
-           T::kCounter, static_cast<double>(rs.lockstep_fills));
-  b.single("logsplice_router_demotions_total", "Sinks that came up short in a lockstep fill.",
-           T::kCounter, static_cast<double>(rs.demotions));
-  b.single("logsplice_router_inline_fills_total",
-           "Fills run on the loop thread because their pages were in the page cache.", T::kCounter,
-           static_cast<double>(rs.inline_fills));
-  b.single("logsplice_router_copy_fallbacks_total", "Files switched to read/write.", T::kCounter,
-           static_cast<double>(rs.copy_fallbacks));
-
-  struct InputMetric {
-    const char* name;
-    PromType type;
-    const char* help;
-    uint64_t inputs::InputStats::*field;
-  };
-  const InputMetric input_metrics[] = {
-      {"logsplice_input_files_followed", T::kGauge, "Files followed now.",
-       &inputs::InputStats::files_followed},
-      {"logsplice_input_discovered_total", T::kCounter, "Files discovered.",
-       &inputs::InputStats::files_discovered},
-      {"logsplice_input_rotations_total", T::kCounter, "Rotations seen.",
-       &inputs::InputStats::rotations},
-      {"logsplice_input_truncations_total", T::kCounter, "Truncations seen.",
-       &inputs::InputStats::truncations},
-      {"logsplice_input_deletions_total", T::kCounter, "Deletions seen.",
-       &inputs::InputStats::deletions},
-      {"logsplice_input_long_line_splits_total", T::kCounter, "Long lines split.",
-       &inputs::InputStats::long_line_splits},
-      {"logsplice_input_partial_line_flushes_total", T::kCounter,
-       "Final lines without newline shipped.", &inputs::InputStats::partial_line_flushes},
-      {"logsplice_input_inotify_overflows_total", T::kCounter, "inotify queue overflows.",
-       &inputs::InputStats::inotify_overflows},
-      {"logsplice_input_rescans_total", T::kCounter, "Rescans of the globs.",
-       &inputs::InputStats::rescans},
-      {"logsplice_input_open_errors_total", T::kCounter, "Files that could not be opened.",
-       &inputs::InputStats::open_errors},
-      {"logsplice_input_retention_releases_total", T::kCounter,
-       "Rotated files released by retention before every sink had them.",
-       &inputs::InputStats::retention_releases},
-      {"logsplice_input_files_open", T::kGauge, "Followed files holding an fd now.",
-       &inputs::InputStats::files_open},
-      {"logsplice_input_files_suspended", T::kGauge,
-       "Followed files idle and delivered, fd closed until they grow (max_open_files).",
-       &inputs::InputStats::files_suspended},
-      {"logsplice_input_files_waiting_for_fd", T::kGauge,
-       "Files waiting for a descriptor (budget spent, nothing idle).",
-       &inputs::InputStats::files_waiting_for_fd},
-      {"logsplice_input_suspensions_total", T::kCounter,
-       "Idle delivered files closed to stay under max_open_files.",
-       &inputs::InputStats::suspensions},
-      {"logsplice_input_reopens_total", T::kCounter, "Suspended files reopened when they grew.",
-       &inputs::InputStats::reopens},
-      {"logsplice_input_fd_exhaustions_total", T::kCounter,
-       "EMFILE/ENFILE met while opening (files then wait for a descriptor).",
-       &inputs::InputStats::fd_exhaustions},
-      {"logsplice_input_skipped_symlinks_total", T::kCounter,
-       "Dangling symlinks and symlink loops matching the globs.",
-       &inputs::InputStats::skipped_symlinks},
-  };
-  for (const auto& m : input_metrics) {
-    b.family(m.name, m.help, m.type);
-    for (const auto& t : tailers_) {
-      b.sample(m.name, {{"input", t->config().name}}, static_cast<double>(t->stats().*(m.field)));
-    }
-  }
-  b.family("logsplice_input_polling", "1 when stat polling serves the input.", T::kGauge);
-  for (const auto& t : tailers_) {
-    b.sample("logsplice_input_polling", {{"input", t->config().name}}, t->stats().polling ? 1 : 0);
-  }
-
-  struct SinkMetric {
-    const char* name;
-    const char* help;
-    uint64_t outputs::SinkStats::*field;
-  };
-  const SinkMetric sink_metrics[] = {
-      {"logsplice_sink_bytes_sent_total", "Bytes written to the socket or archive.",
-       &outputs::SinkStats::bytes_sent},
-      {"logsplice_sink_connects_total", "Connections made.", &outputs::SinkStats::connects},
-      {"logsplice_sink_disconnects_total", "Connections lost.", &outputs::SinkStats::disconnects},
-      {"logsplice_sink_resent_bytes_total", "Bytes sent again after a broken connection.",
-       &outputs::SinkStats::resent_bytes},
-      {"logsplice_sink_pauses_total", "Times the sink paused (disk full, permissions).",
-       &outputs::SinkStats::pauses},
-      {"logsplice_sink_missed_bytes_total", "Bytes released by retention before delivery.",
-       &outputs::SinkStats::missed_bytes},
-  };
-  auto sinks = router_->sinks();
-  for (const auto& m : sink_metrics) {
-    b.family(m.name, m.help, T::kCounter);
-    for (const outputs::Sink* s : sinks) {
-      b.sample(m.name, {{"sink", s->name()}}, static_cast<double>(s->stats().*(m.field)));
-    }
-  }
-  b.family("logsplice_sink_up", "1 when the sink can deliver.", T::kGauge);
-  for (const outputs::Sink* s : sinks) {
-    b.sample("logsplice_sink_up", {{"sink", s->name()}},
-             s->state() == outputs::SinkState::kConnected ? 1 : 0);
-  }
-  b.family("logsplice_sink_state", "The sink's state (1 for the current one).", T::kGauge);
-  for (const outputs::Sink* s : sinks) {
-    b.sample("logsplice_sink_state", {{"sink", s->name()}, {"state", sinkStateName(s->state())}},
-             1);
-  }
-  std::vector<Router::FileSinkView> views;
-  router_->visit([&](const Router::FileSinkView& v) { views.push_back(v); });
-  b.family("logsplice_file_delivered_bytes", "Offset delivered per file and sink.", T::kGauge);
-  for (const auto& v : views) {
-    b.sample("logsplice_file_delivered_bytes",
-             {{"sink", v.sink}, {"input", v.input}, {"path", v.path}},
-             static_cast<double>(v.delivered));
-  }
-  b.family("logsplice_file_lag_bytes", "Bytes behind the file's complete end.", T::kGauge);
-  for (const auto& v : views) {
-    b.sample("logsplice_file_lag_bytes", {{"sink", v.sink}, {"input", v.input}, {"path", v.path}},
-             static_cast<double>(v.end > v.delivered ? v.end - v.delivered : 0));
-  }
-  return b.take();
 }
 
 }  // namespace logsplice::agent

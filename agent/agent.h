@@ -10,6 +10,7 @@
 #include "agent/checkpoint_store.h"
 #include "agent/router.h"
 #include "agent/status/status_server.h"
+#include "sys/metrics.h"
 #include "sys/uv_handle.h"
 #include "config/config.h"
 #include "inputs/input_tailer.h"
@@ -40,8 +41,11 @@ class Agent {
   // Runs until stopped by a signal; returns the exit code.
   int run();
 
-  // Prometheus text for /metrics.
+  // Prometheus text for /metrics: the agent's own metrics, then each component's (defined in
+  // agent_metrics.cc).
   std::string metricsText() const;
+  // The agent's own samples (open fds).
+  void collectMetrics(sys::MetricWriter& w) const;
   // /health: every output able to deliver.
   StatusServer::Health health() const;
 

@@ -90,7 +90,7 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     inputs: [NAME, ...]             routing: which inputs feed this output
   - name: NAME
     type: archive
-    dir: PATH                       files go to DIR/INPUT/SOURCE/YYYY-MM-DD/HHMMSS.log (UTC)
+    dir: PATH                       files go to DIR/INPUT/SOURCE/YYYY-MM-DD/HHMMSS_NNN.log (UTC)
     rotate: { max_bytes: 1GiB, max_age: 1h }
     fsync: never                    never|rotate|interval
     fsync_interval: 1s

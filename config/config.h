@@ -119,6 +119,9 @@ struct OutputConfig {
   std::string name;  // required, unique; only letters, digits, '_', '.' and '-'
   Mark mark;
   std::vector<std::string> inputs;
+  // Where each of `inputs` was written (same size as `inputs` when parsed, possibly empty when
+  // built in code), so that a bad route is reported at its name.
+  std::vector<Mark> input_marks;
   std::variant<TcpOutput, ArchiveOutput> kind;
 };
 

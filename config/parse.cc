@@ -383,9 +383,10 @@ class Parser {
   }
 
   // A list of non-empty strings. `check`, when given, returns an error message for a bad item.
+  // `marks`, when given, receives where each kept item was written.
   template <class Check>
   void readStringList(const Fields& fields, std::string_view key, std::vector<std::string>& out,
-                      Check check) {
+                      Check check, std::vector<Mark>* marks = nullptr) {
     const Field* f = fields.find(key);
     if (f == nullptr) return;
     if (!f->value.IsSequence()) {
@@ -393,6 +394,7 @@ class Parser {
       return;
     }
     std::vector<std::string> items;
+    std::vector<Mark> item_marks;
     for (const YAML::Node& item : f->value) {
       if (!item.IsScalar()) {
         error(item.IsNull() ? valueMark(*f) : toMark(item.Mark()),
@@ -408,8 +410,10 @@ class Parser {
         continue;
       }
       items.push_back(item.Scalar());
+      item_marks.push_back(toMark(item.Mark()));
     }
     out = std::move(items);
+    if (marks != nullptr) *marks = std::move(item_marks);
   }
 
   void readStringList(const Fields& fields, std::string_view key, std::vector<std::string>& out) {
@@ -570,7 +574,9 @@ class Parser {
       }
     }
     if (require(fields, "inputs", where)) {
-      readStringList(fields, "inputs", output.inputs);
+      readStringList(
+          fields, "inputs", output.inputs, [](const std::string&) { return std::string(); },
+          &output.input_marks);
       const Field* inputs = fields.find("inputs");
       if (inputs->value.IsSequence() && inputs->value.size() == 0) {
         error(valueMark(*inputs), "'inputs' must list at least one input " + where);

@@ -72,11 +72,14 @@ class Validator {
       }
       std::string label = output.name.empty() ? "output" : "output '" + output.name + "'";
       std::set<std::string> routed;
-      for (const std::string& input : output.inputs) {
+      for (size_t i = 0; i < output.inputs.size(); ++i) {
+        const std::string& input = output.inputs[i];
+        // At the list item, like every other error; the output's own mark when not parsed.
+        const Mark& at = i < output.input_marks.size() ? output.input_marks[i] : output.mark;
         if (input_names.count(input) == 0) {
-          error(output.mark, label + " routes from unknown input '" + input + "'");
+          error(at, label + " routes from unknown input '" + input + "'");
         } else if (!routed.insert(input).second) {
-          error(output.mark, label + " lists input '" + input + "' more than once");
+          error(at, label + " lists input '" + input + "' more than once");
         }
       }
       if (const auto* tcp = std::get_if<TcpOutput>(&output.kind)) {

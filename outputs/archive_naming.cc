@@ -27,13 +27,18 @@ std::string archiveDirFor(const std::string& dir, const std::string& input,
 std::string archiveFileName(std::time_t when, int collision) {
   struct tm tm {};
   gmtime_r(&when, &tm);
-  char name[48];
-  if (collision == 0) {
-    std::snprintf(name, sizeof name, "%02d%02d%02d.log", tm.tm_hour, tm.tm_min, tm.tm_sec);
+  // The counter: three digits up to 999, then a width letter ('a' for 4 digits, 'b' for 5, ...)
+  // and the digits, so that byte order is numeric order (see the header).
+  std::string digits = std::to_string(collision < 0 ? 0 : collision);
+  std::string counter;
+  if (digits.size() <= 3) {
+    counter = std::string(3 - digits.size(), '0') + digits;
   } else {
-    std::snprintf(name, sizeof name, "%02d%02d%02d-%d.log", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  collision);
+    counter = static_cast<char>('a' + (digits.size() - 4)) + digits;  // int: at most 'g'
   }
+  char name[48];
+  std::snprintf(name, sizeof name, "%02d%02d%02d_%s.log", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                counter.c_str());
   return name;
 }
 

@@ -186,6 +186,7 @@ struct SinkView {
   double disconnects = 0;
   double missed = 0;
   double lag = 0;
+  double copied = -1;  // logsplice_bytes_copied_total{output=...}; -1 when not exported
   std::map<std::pair<std::string, std::string>, FileLag> files;  // by (input, path)
 };
 
@@ -195,12 +196,14 @@ struct InputView {
   double truncations = 0;
   double splits = 0;
   double polling = 0;
+  double dirs_unreadable = 0;
 };
 
 struct AgentView {
   std::map<std::string, SinkView> sinks;
   std::map<std::string, InputView> inputs;
-  double bytes_copied = -1;
+  double bytes_copied = -1;   // the agent-wide (older, unlabelled) form
+  double copied_by_outputs = -1;  // the sum of the per-output form
   double open_fds = -1;
   double checkpoint_writes = -1;
 };
@@ -235,14 +238,23 @@ AgentView collect(const std::vector<PromSample>& samples) {
       if (n == "logsplice_input_truncations_total") input.truncations = s.value;
       if (n == "logsplice_input_long_line_splits_total") input.splits = s.value;
       if (n == "logsplice_input_polling") input.polling = s.value;
+      if (n == "logsplice_input_dirs_unreadable") input.dirs_unreadable = s.value;
     } else if (n == "logsplice_bytes_copied_total") {
-      view.bytes_copied = s.value;
+      // Per output since the sinks report it themselves; agents before that export one total.
+      const std::string& output = s.label("output");
+      if (output.empty()) {
+        view.bytes_copied = s.value;
+      } else {
+        view.sinks[output].copied = s.value;
+        view.copied_by_outputs = std::max(view.copied_by_outputs, 0.0) + s.value;
+      }
     } else if (n == "logsplice_open_fds") {
       view.open_fds = s.value;
     } else if (n == "logsplice_checkpoint_writes_total") {
       view.checkpoint_writes = s.value;
     }
   }
+  if (view.bytes_copied < 0) view.bytes_copied = view.copied_by_outputs;
   return view;
 }
 
@@ -283,8 +295,16 @@ std::string formatStatus(const std::vector<PromSample>& now, const std::vector<P
   if (view.sinks.empty()) {
     out << "no sinks reported (no outputs configured, or the agent is still starting)\n";
   } else {
-    Table table({"SINK", "STATE", "SENT", "RATE", "CONNECTS", "DISCONNECTS", "LAG"},
-                {false, false, true, true, true, true, true});
+    // COPIED: bytes that went through the agent's memory (the copy path), when per output.
+    bool per_output_copies = view.copied_by_outputs >= 0;
+    std::vector<std::string> header = {"SINK",     "STATE",       "SENT", "RATE",
+                                       "CONNECTS", "DISCONNECTS", "LAG"};
+    std::vector<bool> right = {false, false, true, true, true, true, true};
+    if (per_output_copies) {
+      header.push_back("COPIED");
+      right.push_back(true);
+    }
+    Table table(std::move(header), std::move(right));
     for (const auto& [name, sink] : view.sinks) {
       std::string rate = "-";
       auto it = prev.sinks.find(name);
@@ -293,8 +313,15 @@ std::string formatStatus(const std::vector<PromSample>& now, const std::vector<P
         if (delta < 0) delta = sink.sent;  // the agent restarted: counters began again at 0
         rate = humanBytes(delta / seconds) + "/s";
       }
-      table.add({name, sinkState(sink), humanBytes(sink.sent), rate, formatCount(sink.connects),
-                 formatCount(sink.disconnects), humanBytes(sink.lag)});
+      std::vector<std::string> row = {name,
+                                      sinkState(sink),
+                                      humanBytes(sink.sent),
+                                      rate,
+                                      formatCount(sink.connects),
+                                      formatCount(sink.disconnects),
+                                      humanBytes(sink.lag)};
+      if (per_output_copies) row.push_back(sink.copied >= 0 ? humanBytes(sink.copied) : "-");
+      table.add(std::move(row));
     }
     table.render(out, "");
     for (const auto& [name, sink] : view.sinks) {
@@ -337,6 +364,13 @@ std::string formatStatus(const std::vector<PromSample>& now, const std::vector<P
                  input.polling > 0 ? "polling" : "inotify"});
     }
     table.render(out, "");
+    for (const auto& [name, input] : view.inputs) {
+      if (input.dirs_unreadable > 0) {
+        out << "warning: input " << name << " cannot read " << formatCount(input.dirs_unreadable)
+            << (input.dirs_unreadable == 1 ? " directory" : " directories")
+            << " (permissions?): files under them are not followed\n";
+      }
+    }
   }
 
   std::vector<std::string> agent_parts;

@@ -14,11 +14,13 @@ namespace logsplice::agent {
 inline constexpr const char* kDefaultStatusEndpoint = "127.0.0.1:9880";
 
 // `logsplice status [--endpoint host:port] [--watch]`: scrapes the agent's /metrics and prints
-// per-sink state, bytes sent, send rate, connects/disconnects and lag, then the files each sink
-// lags on (top 10), the inputs, and agent-wide counters. Without `watch` it takes two scrapes
-// one second apart (for the rate) and returns; with `watch` it redraws every 2 s (ANSI clear)
-// until SIGINT. Returns the process exit code: 0, or 1 when the agent cannot be reached or
-// answers badly (the reason goes to `err`). Blocking; for the CLI only, never the agent's loop.
+// per-sink state, bytes sent, send rate, connects/disconnects, lag and (when the agent reports
+// them per output) bytes copied through userspace, then the files each sink lags on (top 10),
+// the inputs with a warning for unreadable input directories, and agent-wide counters. Without
+// `watch` it takes two scrapes one second apart (for the rate) and returns; with `watch` it
+// redraws every 2 s (ANSI clear) until SIGINT. Returns the process exit code: 0, or 1 when the
+// agent cannot be reached or answers badly (the reason goes to `err`). Blocking; for the CLI
+// only, never the agent's loop.
 int runStatus(const std::string& endpoint, bool watch, std::ostream& out,
               std::ostream& err = std::cerr);
 

@@ -90,6 +90,11 @@ std::string buildResponse(int status, std::string_view content_type, std::string
   return out;
 }
 
+// "10 s", "250 ms".
+std::string intervalText(uint64_t ms) {
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms";
+}
+
 std::string_view stripCr(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   return line;
@@ -344,6 +349,13 @@ StatusServer::~StatusServer() {
     conn->close();
   }
   connections_.clear();
+  if (reject_timer_ != nullptr) {
+    reject_timer_->data = nullptr;
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(reject_timer_))) {
+      uv_close(reinterpret_cast<uv_handle_t*>(reject_timer_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    }
+  }
   if (listener_ != nullptr) {
     listener_->data = nullptr;
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(listener_))) {
@@ -413,11 +425,53 @@ void StatusServer::acceptOne() {
     return conn->close();
   }
   if (connections_.size() > options_.max_connections) {
-    spdlog::warn("status server on {}: over {} connections, rejecting one", listen_,
-                 options_.max_connections);
+    noteRejected();
     return conn->reject();
   }
   conn->begin();
+}
+
+void StatusServer::noteRejected() {
+  ++rejected_total_;
+  if (reject_timer_ != nullptr && uv_is_active(reinterpret_cast<uv_handle_t*>(reject_timer_))) {
+    ++rejected_unlogged_;  // summed up when the interval ends
+    return;
+  }
+  spdlog::warn(
+      "status server on {}: over {} connections (max_connections), rejecting one; further "
+      "rejections are summed up every {}",
+      listen_, options_.max_connections, intervalText(options_.reject_log_interval_ms));
+  if (reject_timer_ == nullptr && !closing_) {
+    reject_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, reject_timer_);  // cannot fail
+    reject_timer_->data = this;
+  }
+  if (reject_timer_ != nullptr) {
+    uv_timer_start(reject_timer_, &StatusServer::onRejectTimer, options_.reject_log_interval_ms,
+                   0);
+  }
+}
+
+void StatusServer::onRejectTimer(uv_timer_t* timer) {
+  auto* self = static_cast<StatusServer*>(timer->data);
+  // A quiet interval lets the timer stop: the next rejection is logged at once again.
+  if (self == nullptr || self->rejected_unlogged_ == 0) return;
+  self->logRejectSummary();
+  uv_timer_start(timer, &StatusServer::onRejectTimer, self->options_.reject_log_interval_ms, 0);
+}
+
+void StatusServer::logRejectSummary() {
+  spdlog::warn(
+      "status server on {}: rejected {} connections in the last {} (over max_connections {})",
+      listen_, rejected_unlogged_, intervalText(options_.reject_log_interval_ms),
+      options_.max_connections);
+  rejected_unlogged_ = 0;
+}
+
+void StatusServer::collectMetrics(sys::MetricWriter& w) const {
+  w.counter("logsplice_status_rejected_connections_total",
+            "Status connections refused with 503 over max_connections.", {},
+            static_cast<double>(rejected_total_));
 }
 
 void StatusServer::connectionClosed(Connection* conn) {
@@ -438,11 +492,24 @@ void StatusServer::close(std::function<void()> on_closed) {
     });
   }
   for (Connection* conn : connections_) conn->close();  // removal happens in close callbacks
+  if (rejected_unlogged_ > 0) logRejectSummary();  // nothing counted goes unsaid
+  if (reject_timer_ != nullptr && !uv_is_closing(reinterpret_cast<uv_handle_t*>(reject_timer_))) {
+    uv_close(reinterpret_cast<uv_handle_t*>(reject_timer_), [](uv_handle_t* h) {
+      auto* self = static_cast<StatusServer*>(h->data);
+      delete reinterpret_cast<uv_timer_t*>(h);
+      if (self == nullptr) return;
+      self->reject_timer_ = nullptr;
+      self->finishCloseIfDone();
+    });
+  }
   finishCloseIfDone();
 }
 
 void StatusServer::finishCloseIfDone() {
-  if (!closing_ || listener_ != nullptr || !connections_.empty() || !on_closed_) return;
+  if (!closing_ || listener_ != nullptr || reject_timer_ != nullptr || !connections_.empty() ||
+      !on_closed_) {
+    return;
+  }
   auto cb = std::move(on_closed_);
   on_closed_ = nullptr;
   cb();  // may destroy this

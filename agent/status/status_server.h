@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "sys/error.h"
+#include "sys/metrics.h"
 #include "sys/host_port.h"
 
 namespace logsplice::agent {
@@ -23,6 +24,9 @@ struct StatusServerOptions {
   uint64_t linger_ms = 2000;             // after our FIN, drain the peer's bytes this long
   size_t max_request_bytes = 8192;       // request line + headers; more gets 431
   size_t max_connections = 64;           // more get an immediate 503 and are closed
+  // Rejections are logged once, then summed up in at most one line per interval (a scraper
+  // storm or a port scan must not flood the agent's log).
+  uint64_t reject_log_interval_ms = 10000;
 };
 
 // A minimal HTTP/1.1 responder for Prometheus scrapes and health checks, on the agent's libuv
@@ -63,6 +67,10 @@ class StatusServer {
   uint16_t port() const { return port_; }
   const std::string& listenAddress() const { return listen_; }
   size_t connectionCount() const { return connections_.size(); }
+  // Connections turned away over max_connections since start.
+  uint64_t rejectedConnections() const { return rejected_total_; }
+  // logsplice_status_rejected_connections_total.
+  void collectMetrics(sys::MetricWriter& w) const;
   // Closes the listener and every connection; `on_closed` runs once all handles are closed
   // (immediately if none were open). The server may be destroyed from `on_closed`.
   void close(std::function<void()> on_closed);
@@ -75,6 +83,9 @@ class StatusServer {
   void acceptOne();
   void connectionClosed(Connection* conn);
   void finishCloseIfDone();
+  void noteRejected();
+  void logRejectSummary();
+  static void onRejectTimer(uv_timer_t* timer);
 
   uv_loop_t* loop_;
   sys::HostPort listen_address_;
@@ -85,6 +96,9 @@ class StatusServer {
   uv_tcp_t* listener_ = nullptr;  // owned; freed in its close callback
   uint16_t port_ = 0;
   std::list<Connection*> connections_;  // each frees itself after its handles close
+  uv_timer_t* reject_timer_ = nullptr;  // owned; created at the first rejection
+  uint64_t rejected_total_ = 0;
+  uint64_t rejected_unlogged_ = 0;  // rejections since the last log line
   bool closing_ = false;
   std::function<void()> on_closed_;
 };

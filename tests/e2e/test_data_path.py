@@ -130,6 +130,8 @@ class Cli(E2ETest):
         self.assertIn(f"{path}:3:3", r.stderr)  # unknown key 'bogus'
         self.assertIn("1XB", r.stderr)
         self.assertIn("kafka", r.stderr)
+        # A route from an unknown input points at the name in the list, not at the output.
+        self.assertIn(f"{path}:11:14: output 'o' routes from unknown input 'nope'", r.stderr)
         self.assertGreaterEqual(r.stderr.count(path + ":"), 3)
 
     def test_check_accepts_a_valid_config(self):

@@ -654,7 +654,37 @@ outputs:
     inputs: [nginx, ngnix]
 )",
                             "output 'central' routes from unknown input 'ngnix'");
-  checkMark(e, 4, 5);
+  checkMark(e, 7, 21);  // at the unknown name, not at the output
+}
+
+TEST_CASE("a bad route is reported at its list item", "[config][parse]") {
+  // The output begins at 11:5; the unknown name is on line 14.
+  ParseResult r = parse(R"(agent:
+  data_dir: /tmp/x
+inputs:
+  - name: app
+    paths: ["/var/log/app/*.log"]
+  - name: web
+    paths: ["/var/log/web/*.log"]
+outputs:
+  - name: c
+    type: tcp
+  - name: o
+    type: tcp
+    addresses: ["127.0.0.1:5140"]
+    inputs: [nope]
+  - name: twice
+    type: archive
+    dir: /var/log/archive
+    inputs:
+      - web
+      - app
+      - web
+)");
+  INFO(allErrors(r));
+  ConfigError unknown = errorWith(r, "output 'o' routes from unknown input 'nope'");
+  CHECK(unknown.toString() == "test.yaml:14:14: output 'o' routes from unknown input 'nope'");
+  checkMark(errorWith(r, "output 'twice' lists input 'web' more than once"), 21, 9);
 }
 
 TEST_CASE("two archive outputs may not share a dir", "[config][parse]") {
@@ -751,8 +781,8 @@ outputs:
       {8, "'poll_interval': invalid duration '5x'"},
       {9, "duplicate input name 'nginx' (first defined at 6:5)"},
       {12, "missing required key 'addresses' in output 'central'"},
-      {12, "output 'central' routes from unknown input 'ngnix'"},
       {14, "unknown key 'adresses' in output 'central' (did you mean 'addresses'?)"},
+      {15, "output 'central' routes from unknown input 'ngnix'"},
       {17, "unknown output type 'kafka' (expected tcp or archive)"},
   };
   for (size_t i = 0; i < expected.size(); ++i) {

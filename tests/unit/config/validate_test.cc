@@ -81,6 +81,19 @@ TEST_CASE("validateConfig reports routes from unknown inputs and repeated routes
   CHECK(errors[0].message == "output 'central' routes from unknown input 'ngnix'");
   CHECK(errors[0].mark.line == 8);
   CHECK(errors[1].message == "output 'central' lists input 'a' more than once");
+  CHECK(errors[1].mark.line == 8);  // no item marks (a config built in code): the output's
+}
+
+TEST_CASE("validateConfig reports a bad route at its list item", "[config][validate]") {
+  Config config = baseConfig();
+  config.outputs[0].inputs = {"a", "ngnix", "a"};
+  config.outputs[0].input_marks = {{11, 14}, {12, 9}, {13, 9}};
+  std::vector<ConfigError> errors = validateConfig(config);
+  REQUIRE(errors.size() == 2);
+  CHECK(errors[0].toString() ==
+        "test.yaml:12:9: output 'central' routes from unknown input 'ngnix'");
+  CHECK(errors[1].toString() ==
+        "test.yaml:13:9: output 'central' lists input 'a' more than once");
 }
 
 TEST_CASE("validateConfig reports two archive outputs sharing a dir", "[config][validate]") {

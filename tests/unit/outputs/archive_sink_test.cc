@@ -138,9 +138,9 @@ TEST_CASE("ArchiveSink writes each input's lines under dir/input/source/day and 
   REQUIRE_FALSE(db.empty());
   CHECK(readFile(web) == a1 + a2);
   CHECK(readFile(db) == b);
-  // <day>/<HHMMSS>.log
+  // <day>/<HHMMSS>_<NNN>.log
   std::string rel = web.substr(web_dir.size());
-  CHECK(rel.size() == std::string("YYYY-MM-DD/HHMMSS.log").size());
+  CHECK(rel.size() == std::string("YYYY-MM-DD/HHMMSS_000.log").size());
   CHECK(rel[4] == '-');
   CHECK(rel[10] == '/');
   CHECK(rel.substr(rel.size() - 4) == ".log");

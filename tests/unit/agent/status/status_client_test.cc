@@ -87,6 +87,49 @@ TEST_CASE("formatStatus renders sinks, lagging files, inputs and agent counters"
         "agent: 12 open fds, 0 B copied through userspace, 345 checkpoint writes\n");
 }
 
+TEST_CASE("formatStatus shows bytes copied per output when the agent reports them",
+          "[status_client]") {
+  std::string metrics =
+      "logsplice_sink_state{sink=\"central\",state=\"connected\"} 1\n"
+      "logsplice_sink_bytes_sent_total{sink=\"central\"} 2048\n"
+      "logsplice_sink_state{sink=\"local\",state=\"connected\"} 1\n"
+      "logsplice_sink_bytes_sent_total{sink=\"local\"} 4096\n"
+      "logsplice_bytes_copied_total{output=\"central\"} 0\n"
+      "logsplice_bytes_copied_total{output=\"local\"} 3072\n"
+      "logsplice_open_fds 9\n";
+  std::string text = formatStatus(parse(metrics), {}, 0);
+  CHECK(text ==
+        "SINK     STATE         SENT  RATE  CONNECTS  DISCONNECTS  LAG   COPIED\n"
+        "central  connected  2.0 KiB     -         0            0  0 B      0 B\n"
+        "local    connected  4.0 KiB     -         0            0  0 B  3.0 KiB\n"
+        "\n"
+        "agent: 9 open fds, 3.0 KiB copied through userspace\n");
+
+  // The older agent-wide form keeps the table as it was and the total on the agent line.
+  std::string old_form = formatStatus(parse(kNow), {}, 0);
+  CHECK(old_form.find("COPIED") == std::string::npos);
+  CHECK_THAT(old_form, Catch::Contains("0 B copied through userspace"));
+}
+
+TEST_CASE("formatStatus warns of unreadable input directories", "[status_client]") {
+  std::string metrics =
+      "logsplice_input_files_followed{input=\"nginx\"} 2\n"
+      "logsplice_input_dirs_unreadable{input=\"nginx\"} 0\n"
+      "logsplice_input_files_followed{input=\"secure\"} 0\n"
+      "logsplice_input_dirs_unreadable{input=\"secure\"} 1\n"
+      "logsplice_input_files_followed{input=\"audit\"} 0\n"
+      "logsplice_input_dirs_unreadable{input=\"audit\"} 3\n";
+  std::string text = formatStatus(parse(metrics), {}, 0);
+  CHECK_THAT(text, Catch::Contains("warning: input secure cannot read 1 directory (permissions?): "
+                                   "files under them are not followed\n"));
+  CHECK_THAT(text, Catch::Contains("warning: input audit cannot read 3 directories"));
+  CHECK(text.find("warning: input nginx") == std::string::npos);
+  CHECK(text.find("secure ") < text.find("warning: input audit"));  // after the inputs table
+
+  // Agents without the gauge: no warning.
+  CHECK(formatStatus(parse(kNow), {}, 0).find("cannot read") == std::string::npos);
+}
+
 TEST_CASE("formatStatus without an earlier sample shows no rate", "[status_client]") {
   std::string text = formatStatus(parse(kNow), {}, 0);
   CHECK_THAT(text, Catch::Contains("central  backoff    3.0 MiB     -"));

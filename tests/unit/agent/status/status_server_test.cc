@@ -6,19 +6,27 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <memory>
+#include <sstream>
 #include <future>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
+#include "agent/status/prom_metric_writer.h"
 #include "sys/unique_fd.h"
 
 using logsplice::agent::parseHostPort;
 using logsplice::agent::StatusServer;
 namespace sys = logsplice::sys;
 using logsplice::agent::StatusServerOptions;
+using logsplice::agent::PromMetricWriter;
 using logsplice::sys::UniqueFd;
 
 namespace {
@@ -307,6 +315,113 @@ TEST_CASE("status server caps concurrent connections", "[status_server]") {
   REQUIRE(loop.close() == 0);
 }
 
+namespace {
+
+// Captures what the default logger writes while it lives.
+class LogCapture {
+ public:
+  LogCapture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(out_)) {
+    spdlog::default_logger()->sinks().push_back(sink_);
+  }
+  ~LogCapture() {
+    auto& sinks = spdlog::default_logger()->sinks();
+    sinks.erase(std::remove(sinks.begin(), sinks.end(), sink_), sinks.end());
+  }
+  LogCapture(const LogCapture&) = delete;
+  LogCapture& operator=(const LogCapture&) = delete;
+
+  std::vector<std::string> linesWith(const std::string& needle) {
+    std::vector<std::string> found;
+    std::istringstream in(out_.str());
+    for (std::string line; std::getline(in, line);) {
+      if (line.find(needle) != std::string::npos) found.push_back(line);
+    }
+    return found;
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+};
+
+// The N of every "rejected N connections" summary line, added up.
+uint64_t summedRejections(const std::vector<std::string>& lines) {
+  uint64_t sum = 0;
+  for (const auto& line : lines) {
+    size_t at = line.find("rejected ") + 9;
+    sum += std::stoull(line.substr(at, line.find(' ', at) - at));
+  }
+  return sum;
+}
+
+}  // namespace
+
+TEST_CASE("rejected connections are logged once, then summed up per interval, and counted",
+          "[status_server]") {
+  LogCapture log;
+  TestLoop loop;
+  StatusServerOptions options = fastOptions();
+  options.max_connections = 2;
+  options.request_timeout_ms = 5000;
+  options.reject_log_interval_ms = 300;
+  StatusServer server(
+      loop.get(), sys::HostPort{"127.0.0.1", 0}, [] { return std::string("m 1\n"); },
+      [] { return StatusServer::Health{}; }, options);
+  REQUIRE_FALSE(server.start());
+
+  std::vector<UniqueFd> idle;
+  idle.push_back(connectTo(server.port()));
+  idle.push_back(connectTo(server.port()));
+  REQUIRE(loop.runUntil([&] { return server.connectionCount() == 2; }));
+
+  constexpr int kBurst = 40;
+  auto start = std::chrono::steady_clock::now();
+  auto burst = std::async(std::launch::async, [port = server.port()] {
+    int rejected = 0;
+    for (int i = 0; i < kBurst; ++i) {
+      UniqueFd fd = connectTo(port);
+      if (statusOf(readAll(fd.get())) == 503) ++rejected;
+    }
+    return rejected;
+  });
+  CHECK(loop.await(burst) == kBurst);
+  CHECK(server.rejectedConnections() == kBurst);
+
+  // The first rejection is logged at once; the rest only as summaries, one per interval at most.
+  CHECK(log.linesWith("rejecting one").size() == 1);
+  auto summed = [&] { return summedRejections(log.linesWith("connections in the last 300 ms")); };
+  REQUIRE(loop.runUntil([&] { return summed() == kBurst - 1; }, 3000ms));
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+  auto summaries = log.linesWith("connections in the last 300 ms");
+  CHECK(summaries.size() <= static_cast<size_t>(took.count() / 300 + 1));
+  CHECK(summaries.size() < 5);
+  CHECK_THAT(summaries.front(), Catch::Contains("over max_connections 2"));
+
+  PromMetricWriter w;
+  server.collectMetrics(w);
+  CHECK_THAT(w.text(),
+             Catch::Contains("# TYPE logsplice_status_rejected_connections_total counter\n"
+                             "logsplice_status_rejected_connections_total 40\n"));
+
+  // After a quiet interval the next rejection is logged at once again.
+  auto quiet_until = std::chrono::steady_clock::now() + 700ms;
+  REQUIRE(loop.runUntil([&] { return std::chrono::steady_clock::now() >= quiet_until; }, 2000ms));
+  auto one = std::async(std::launch::async, [port = server.port()] {
+    UniqueFd fd = connectTo(port);
+    return statusOf(readAll(fd.get()));
+  });
+  CHECK(loop.await(one) == 503);
+  CHECK(log.linesWith("rejecting one").size() == 2);
+  CHECK(server.rejectedConnections() == kBurst + 1);
+
+  idle.clear();
+  bool closed = false;
+  server.close([&] { closed = true; });
+  REQUIRE(loop.runUntil([&] { return closed; }));
+  REQUIRE(loop.close() == 0);
+}
+
 TEST_CASE("a throwing callback yields 500, not a crash", "[status_server]") {
   TestLoop loop;
   StatusServer server(
@@ -343,6 +458,23 @@ TEST_CASE("destroying a server without close() still frees its handles", "[statu
     REQUIRE_FALSE(server.start());
     UniqueFd c = connectTo(server.port());
     REQUIRE(loop.runUntil([&] { return server.connectionCount() == 1; }));
+  }
+  REQUIRE(loop.close() == 0);
+}
+
+TEST_CASE("destroying a server that rejected connections frees its summary timer",
+          "[status_server]") {
+  TestLoop loop;
+  {
+    StatusServerOptions options = fastOptions();
+    options.max_connections = 1;
+    StatusServer server(
+        loop.get(), sys::HostPort{"127.0.0.1", 0}, [] { return std::string(); },
+        [] { return StatusServer::Health{}; }, options);
+    REQUIRE_FALSE(server.start());
+    UniqueFd first = connectTo(server.port());
+    UniqueFd second = connectTo(server.port());
+    REQUIRE(loop.runUntil([&] { return server.rejectedConnections() == 1; }));
   }
   REQUIRE(loop.close() == 0);
 }
