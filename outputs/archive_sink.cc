@@ -253,6 +253,8 @@ void ArchiveSink::drain() {
 
 void ArchiveSink::tick() {
   uint64_t now = clock_.monotonicMs();
+  // Only a pause from before this tick is retried: one that starts now waits a second.
+  const bool was_paused = paused_;
   if (cfg_.fsync == config::FsyncPolicy::kInterval && !sync_failed_) syncAndDeliver();
   for (auto it = files_.begin(); it != files_.end();) {
     OpenFile& f = it->second;
@@ -267,7 +269,7 @@ void ArchiveSink::tick() {
     }
     ++it;
   }
-  if (paused_ && state_ == SinkState::kConnected) {
+  if (was_paused && paused_ && state_ == SinkState::kConnected) {
     if (sync_failed_) recoverFromSyncFailure();
     paused_ = false;
     drain();
