@@ -21,9 +21,11 @@ EventSink::EventSink(std::string name, SinkListener& listener, std::unique_ptr<F
                      Limits limits, sys::SysCalls& sys)
     : Sink(std::move(name), listener),
       framer_(std::move(framer)),
-      limits_(limits),
+      limits_{std::max<size_t>(limits.read_buffer_bytes, 1),
+              std::max<size_t>(limits.max_unwritten_bytes, 1),
+              std::max<size_t>(limits.max_events_in_flight, 1)},
       sys_(sys),
-      buf_(std::max<size_t>(limits.read_buffer_bytes, 1)) {}
+      buf_(limits_.read_buffer_bytes) {}
 
 size_t EventSink::memoryBytes() const {
   size_t out = 0;
@@ -87,9 +89,10 @@ void EventSink::skipByte() {
   in_flight_.push_back({wire_framed_, buf_stream_pos_ + scan_, 0, 0, 0, 0, false, true});
 }
 
-void EventSink::cutLines() {
+bool EventSink::cutLines() {
+  const size_t scan_before = scan_, events_before = in_flight_.size();
   while (scan_ < buf_len_ && !atLimit()) {
-    if (segments_.empty()) return;  // cannot happen: every byte read was registered
+    if (segments_.empty()) break;  // cannot happen: every byte read was registered
     const Segment& seg = segments_.front();
     const uint64_t nf = seg.newline_first ? 1 : 0;
     const uint64_t rel = buf_stream_pos_ + scan_ - head_stream_pos_;
@@ -133,10 +136,12 @@ void EventSink::cutLines() {
     scan_ = nl + 1;
   }
   // A line that fills the whole buffer: frame what there is as a piece.
-  if (scan_ == buf_len_ && buf_len_ == buf_.size() && line_.active && line_begin_ == 0 &&
-      !atLimit()) {
-    emitLine(buf_len_, buf_len_, 0, true);
-  }
+  if (bufferFullOfOneLine() && !atLimit()) emitLine(buf_len_, buf_len_, 0, true);
+  return scan_ != scan_before || in_flight_.size() != events_before;
+}
+
+bool EventSink::bufferFullOfOneLine() const {
+  return scan_ == buf_len_ && buf_len_ == buf_.size() && line_.active && line_begin_ == 0;
 }
 
 bool EventSink::writeOut() {
@@ -202,14 +207,18 @@ size_t EventSink::readPipe() {
 void EventSink::drain() {
   bool read_any = false;
   while (canDeliver()) {
-    cutLines();
+    const uint64_t written_before = wire_written_;
+    const bool cut = cutLines();
     if (!writeOut()) return;
     if (unwritten_ > 0) break;  // the descriptor is full: wait until it is writable
     if (in_flight_.size() >= limits_.max_events_in_flight) {
       pollAcknowledged();
       if (in_flight_.size() >= limits_.max_events_in_flight) break;  // wait for acks
     }
-    if (scan_ < buf_len_) continue;
+    if (scan_ < buf_len_ || bufferFullOfOneLine()) {
+      if (cut || wire_written_ != written_before) continue;
+      break;  // no progress possible (a segment missing): never spin
+    }
     if (readPipe() == 0) break;
     read_any = true;
   }

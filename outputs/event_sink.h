@@ -91,9 +91,12 @@ class EventSink : public Sink {
     std::shared_ptr<const SourceInfo> source;
   };
 
-  // Frames lines out of the buffer until it is all scanned or a limit is reached.
-  void cutLines();
+  // Frames lines out of the buffer until it is all scanned or a limit is reached; false when
+  // it could not move.
+  bool cutLines();
   bool atLimit() const;
+  // The open line fills the whole buffer: it must go out in pieces.
+  bool bufferFullOfOneLine() const;
   void startLine(const Segment& seg, uint64_t file_offset);
   // Frames buf_[line_begin_, end) as one event ending at file offset `offset_end`; `consumed`
   // is where the next line begins in buf_.

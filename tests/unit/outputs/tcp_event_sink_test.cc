@@ -348,6 +348,12 @@ TEST_CASE("TcpEventSink frames a line longer than its buffer in pieces, delivere
   server.listen();
   EventSink::Limits limits;
   limits.read_buffer_bytes = 1024;
+  bool tight = GENERATE(false, true);
+  CAPTURE(tight);
+  if (tight) {  // one event in flight at a time, nothing framed ahead
+    limits.max_unwritten_bytes = 1;
+    limits.max_events_in_flight = 1;
+  }
   fx.start(server.address(), limits);
   Peer peer = fx.acceptFrom(server);
   std::string longline(5000, 'L');
@@ -356,6 +362,7 @@ TEST_CASE("TcpEventSink frames a line longer than its buffer in pieces, delivere
     peer.read();
     return fx.listener.deliveredOf(1) == 6 + 5001 + 6;
   }));
+  CHECK(fx.sink->stats().bytes_copied == fx.fed);
   std::vector<std::string> frames = parseFrames(peer.data);
   REQUIRE(frames.size() >= 4);
   CHECK(frames.front() == "short");
