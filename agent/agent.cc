@@ -10,8 +10,7 @@
 #include <sstream>
 
 #include "config/parse.h"
-#include "outputs/archive_sink.h"
-#include "outputs/tcp_sink.h"
+#include "outputs/sink_factory.h"
 #include "sys/assert.h"
 
 namespace logsplice::agent {
@@ -175,12 +174,7 @@ void Agent::onSignal(int signum) {
 }
 
 std::unique_ptr<outputs::Sink> Agent::makeSink(const config::OutputConfig& out) {
-  if (const auto* tcp = std::get_if<config::TcpOutput>(&out.kind)) {
-    return std::make_unique<outputs::TcpSink>(&loop_, out.name, *tcp, *router_,
-                                              cfg_.agent.pipe_bytes);
-  }
-  return std::make_unique<outputs::ArchiveSink>(
-      &loop_, out.name, std::get<config::ArchiveOutput>(out.kind), *router_, cfg_.agent.pipe_bytes);
+  return outputs::makeSink(&loop_, out, *router_, cfg_.agent);
 }
 
 void Agent::startTailer(const config::InputConfig& in) {
@@ -335,9 +329,7 @@ void Agent::beginShutdown() {
 }
 
 void Agent::onShutdownTick() {
-  for (outputs::Sink* s : router_->sinks()) {
-    if (auto* tcp = dynamic_cast<outputs::TcpSink*>(s)) tcp->updateAcks();
-  }
+  for (outputs::Sink* s : router_->sinks()) s->refreshDelivery();
   bool timed_out =
       std::chrono::steady_clock::now() - shutdown_started_ >= cfg_.agent.shutdown_timeout;
   if (router_->drained() || timed_out) {

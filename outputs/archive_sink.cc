@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "sys/make_dirs.h"
 #include "sys/splice.h"
@@ -15,8 +16,7 @@
 namespace logsplice::outputs {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-constexpr auto kIdleClose = std::chrono::seconds(60);
+constexpr uint64_t kIdleCloseMs = 60 * 1000;
 // Archive files open at once. With thousands of source files the sink would otherwise hold one
 // descriptor per source; the least recently written (at a line end) is closed and reopened at
 // its offset when its source writes again, so no extra archive files appear.
@@ -25,11 +25,16 @@ constexpr size_t kMaxOpenArchiveFiles = 64;
 }  // namespace
 
 ArchiveSink::ArchiveSink(uv_loop_t* loop, std::string name, const config::ArchiveOutput& cfg,
-                         SinkListener& listener, size_t pipe_bytes, sys::SysCalls& sys)
-    : Sink(std::move(name), listener), loop_(loop), cfg_(cfg), pipe_bytes_(pipe_bytes), sys_(sys) {}
+                         SinkListener& listener, size_t pipe_bytes, sys::SysCalls& sys,
+                         sys::Clock& clock)
+    : StreamSink(std::move(name), listener, sys),
+      loop_(loop),
+      cfg_(cfg),
+      pipe_bytes_(pipe_bytes),
+      clock_(clock) {}
 
 ArchiveSink::~ArchiveSink() {
-  for (auto& [key, f] : files_) closeFile(f);
+  for (auto& [key, f] : files_) (void)closeFile(f);
 }
 
 sys::Error ArchiveSink::start() {
@@ -63,7 +68,7 @@ void ArchiveSink::pause(const sys::Error& why) {
 }
 
 sys::Error ArchiveSink::openNew(const std::string& key, const Segment& seg) {
-  std::time_t now = std::time(nullptr);
+  std::time_t now = static_cast<std::time_t>(clock_.unixSeconds());
   std::string dir = archiveDirFor(cfg_.dir, seg.source->input, seg.source->source_name, now);
   if (auto err = sys::makeDirs(dir)) return err;
   for (int collision = 0; collision < 1000; ++collision) {
@@ -74,7 +79,7 @@ sys::Error ArchiveSink::openNew(const std::string& key, const Segment& seg) {
     OpenFile f;
     f.fd.reset(fd);
     f.path = path;
-    f.opened = f.last_write = Clock::now();
+    f.opened_ms = f.last_write_ms = clock_.monotonicMs();
     files_[key] = std::move(f);
     spdlog::debug("output '{}': writing {}", name_, path);
     return sys::Error::ok();
@@ -87,8 +92,10 @@ sys::Result<ArchiveSink::OpenFile*> ArchiveSink::fileFor(const Segment& seg) {
   auto it = files_.find(key);
   if (it != files_.end()) {
     OpenFile& f = it->second;
+    if (f.sync_failed) return sys::Error::io("fdatasync " + f.path + " failed");
     bool full = f.offset >= cfg_.rotate_max_bytes;
-    bool old = Clock::now() - f.opened >= cfg_.rotate_max_age;
+    bool old = clock_.monotonicMs() - f.opened_ms >=
+               static_cast<uint64_t>(cfg_.rotate_max_age.count());
     if ((!full && !old) || !f.at_line_end) {
       if (!f.fd) {
         // Closed to stay under kMaxOpenArchiveFiles: continue the same file at its offset.
@@ -100,8 +107,10 @@ sys::Result<ArchiveSink::OpenFile*> ArchiveSink::fileFor(const Segment& seg) {
       }
       return &f;
     }
-    closeFile(f);
+    std::string path = f.path;
+    bool synced = closeFile(f);
     files_.erase(it);
+    if (!synced) return sys::Error::io("fdatasync " + path + " failed at rotation");
   }
   makeRoom();
   if (auto err = openNew(key, seg)) return err;
@@ -113,21 +122,61 @@ void ArchiveSink::makeRoom() {
   while (open_count_ >= kMaxOpenArchiveFiles) {
     OpenFile* lru = nullptr;
     for (auto& [key, f] : files_) {
-      if (f.fd && f.at_line_end && (!lru || f.last_write < lru->last_write)) lru = &f;
+      if (f.fd && f.at_line_end && (!lru || f.last_write_ms < lru->last_write_ms)) lru = &f;
     }
     if (!lru) return;  // every open file is mid-line: go over the cap rather than split a line
     closeFile(*lru);
   }
 }
 
-void ArchiveSink::closeFile(OpenFile& f) {
-  if (!f.fd) return;
+bool ArchiveSink::syncFile(OpenFile& f) {
+  if (!f.dirty || !f.fd) return true;
+  sys::SysResult r = sys_.fdatasync(f.fd.get());
+  if (r.failed()) {
+    ++sync_failures_;
+    f.sync_failed = true;
+    sync_failed_ = true;
+    spdlog::error("output '{}': fdatasync {}: {} (errno {}); its bytes may not be on disk",
+                  name_, f.path, std::strerror(r.err), r.err);
+    pause(sys::Error::fromErrno(r.err, "fdatasync " + f.path));
+    return false;
+  }
+  f.dirty = false;
+  return true;
+}
+
+bool ArchiveSink::closeFile(OpenFile& f) {
+  if (!f.fd) return true;
   --open_count_;
-  if (cfg_.fsync != config::FsyncPolicy::kNever && f.dirty) ::fdatasync(f.fd.get());
+  bool synced = cfg_.fsync == config::FsyncPolicy::kNever || syncFile(f);
   f.dirty = false;
   if (auto err = f.fd.close()) {
     spdlog::warn("output '{}': closing {}: {}", name_, f.path, err.toString());
   }
+  return synced;
+}
+
+void ArchiveSink::syncAndDeliver() {
+  bool all = true;
+  for (auto& [key, f] : files_) all = syncFile(f) && all;
+  if (all && !sync_failed_) deliveredUpTo(stream_written_);
+}
+
+void ArchiveSink::recoverFromSyncFailure() {
+  for (auto it = files_.begin(); it != files_.end();) {
+    OpenFile& f = it->second;
+    if (!f.sync_failed) {
+      ++it;
+      continue;
+    }
+    // Never written to again: the next bytes of its source start a new archive file.
+    if (f.fd) --open_count_;
+    f.fd.reset();
+    it = files_.erase(it);
+  }
+  sync_failed_ = false;
+  carry_.clear();  // part of the stream that was not written: resent with the rest
+  rewindUnacknowledged();
 }
 
 sys::Result<size_t> ArchiveSink::copyToFile(OpenFile& f, size_t len) {
@@ -142,6 +191,7 @@ sys::Result<size_t> ArchiveSink::copyToFile(OpenFile& f, size_t len) {
     }
     carry_.resize(static_cast<size_t>(n));
     sys::CopyCounter::add(static_cast<uint64_t>(n));
+    stats_.bytes_copied += static_cast<uint64_t>(n);
   }
   auto r = sys_.pwrite(f.fd.get(), carry_.data(), carry_.size(), static_cast<off_t>(f.offset));
   if (r.failed()) return sys::Error::fromErrno(r.err, "write " + f.path);
@@ -155,18 +205,8 @@ void ArchiveSink::drain() {
   if (!canDeliver()) return;
   bool moved = false;
   while (drainable() > 0) {
-    uint64_t pos = head_stream_pos_;
-    const Segment* seg = nullptr;
     uint64_t seg_left = 0;
-    for (const Segment& s : segments_) {
-      uint64_t end = pos + s.streamBytes();
-      if (stream_written_ < end) {
-        seg = &s;
-        seg_left = end - stream_written_;
-        break;
-      }
-      pos = end;
-    }
+    const Segment* seg = unwrittenSegment(&seg_left);
     if (!seg) break;  // cannot happen: drainable() > 0 means a registered segment is unwritten
     auto file = fileFor(*seg);
     if (!file.ok()) {
@@ -174,10 +214,17 @@ void ArchiveSink::drain() {
       break;
     }
     OpenFile& f = *file.value();
-    size_t want = static_cast<size_t>(std::min(seg_left, drainable()));
-    sys::Result<size_t> r =
-        copy_mode_ ? copyToFile(f, want)
-                   : sys::splicePipeToFd(sys_, pipe_.readFd(), f.fd.get(), &f.offset, want, false);
+    uint64_t want = std::min(seg_left, drainable());
+    sys::Result<size_t> r = size_t{0};
+    if (copy_mode_) {
+      r = copyToFile(f, static_cast<size_t>(want));
+      if (r.ok()) {
+        stream_written_ += r.value();
+        stats_.bytes_sent += r.value();
+      }
+    } else {
+      r = spliceOut(f.fd.get(), &f.offset, want);
+    }
     if (!r.ok()) {
       const sys::Error& err = r.error();
       if (err.code() == sys::ErrorCode::kUnsupported && !copy_mode_) {
@@ -192,12 +239,10 @@ void ArchiveSink::drain() {
     }
     if (r.value() == 0) break;
     f.dirty = true;
-    f.last_write = Clock::now();
+    f.last_write_ms = clock_.monotonicMs();
     f.at_line_end = r.value() == seg_left && seg->ends_line;
-    stream_written_ += r.value();
-    stats_.bytes_sent += r.value();
     moved = true;
-    deliveredUpTo(stream_written_);
+    if (deliverOnWrite()) deliveredUpTo(stream_written_);
   }
   if (moved && pause_logged_) {
     spdlog::info("output '{}': writing again", name_);
@@ -207,22 +252,25 @@ void ArchiveSink::drain() {
 }
 
 void ArchiveSink::tick() {
-  auto now = Clock::now();
+  uint64_t now = clock_.monotonicMs();
+  // Only a pause from before this tick is retried: one that starts now waits a second.
+  const bool was_paused = paused_;
+  if (cfg_.fsync == config::FsyncPolicy::kInterval && !sync_failed_) syncAndDeliver();
   for (auto it = files_.begin(); it != files_.end();) {
     OpenFile& f = it->second;
-    if (cfg_.fsync == config::FsyncPolicy::kInterval && f.dirty && f.fd) {
-      ::fdatasync(f.fd.get());
-      f.dirty = false;
+    if (!f.sync_failed && f.at_line_end &&
+        (now - f.last_write_ms >= kIdleCloseMs ||
+         now - f.opened_ms >= static_cast<uint64_t>(cfg_.rotate_max_age.count()))) {
+      (void)closeFile(f);
+      if (!f.sync_failed) {
+        it = files_.erase(it);
+        continue;
+      }
     }
-    if (f.at_line_end &&
-        (now - f.last_write >= kIdleClose || now - f.opened >= cfg_.rotate_max_age)) {
-      closeFile(f);
-      it = files_.erase(it);
-    } else {
-      ++it;
-    }
+    ++it;
   }
-  if (paused_ && state_ == SinkState::kConnected) {
+  if (was_paused && paused_ && state_ == SinkState::kConnected) {
+    if (sync_failed_) recoverFromSyncFailure();
     paused_ = false;
     drain();
     if (!paused_) listener_.sinkReady(*this);
@@ -239,15 +287,15 @@ std::vector<std::string> ArchiveSink::openFiles() const {
 
 void ArchiveSink::stop() {
   drain();
-  for (auto& [key, f] : files_) closeFile(f);
+  if (!deliverOnWrite() && !sync_failed_) syncAndDeliver();
+  for (auto& [key, f] : files_) (void)closeFile(f);
   files_.clear();
   state_ = SinkState::kStopped;
 }
 
 void ArchiveSink::close(std::function<void()> on_closed) {
   stop();
-  timer_.close();
-  if (on_closed) on_closed();
+  timer_.close(std::move(on_closed));
 }
 
 }  // namespace logsplice::outputs

@@ -85,7 +85,7 @@ void Sink::deliveredUpTo(uint64_t stream_pos) {
   }
 }
 
-void Sink::rewindUnacknowledged() {
+std::vector<SinkListener::Rewind> Sink::streamRewindPoints() const {
   std::map<uint64_t, SinkListener::Rewind> earliest;
   uint64_t pos = head_stream_pos_;
   for (const Segment& seg : segments_) {
@@ -97,15 +97,53 @@ void Sink::rewindUnacknowledged() {
     }
     pos += seg.streamBytes();
   }
-  uint64_t lost = stream_filled_ - stream_delivered_;
-  stats_.resent_bytes += lost;
+  std::vector<SinkListener::Rewind> rewinds;
+  for (auto& [id, r] : earliest) rewinds.push_back(r);
+  return rewinds;
+}
+
+void Sink::rewindUnacknowledged() { dropInFlight(streamRewindPoints()); }
+
+void Sink::dropInFlight(const std::vector<SinkListener::Rewind>& rewinds) {
+  stats_.resent_bytes += stream_filled_ - stream_delivered_;
   segments_.clear();
   stream_filled_ = stream_written_ = stream_delivered_ = head_stream_pos_ = 0;
   ++epoch_;
   discardPipe();
-  std::vector<SinkListener::Rewind> rewinds;
-  for (auto& [id, r] : earliest) rewinds.push_back(r);
   if (!rewinds.empty()) listener_.sinkRewound(*this, rewinds);
+}
+
+void Sink::collectMetrics(sys::MetricWriter& w) const {
+  struct Family {
+    const char* name;
+    const char* help;
+    uint64_t SinkStats::*field;
+  };
+  static const Family kCounters[] = {
+      {"logsplice_sink_bytes_sent_total", "Bytes written to the socket or archive.",
+       &SinkStats::bytes_sent},
+      {"logsplice_sink_connects_total", "Connections made.", &SinkStats::connects},
+      {"logsplice_sink_disconnects_total", "Connections lost.", &SinkStats::disconnects},
+      {"logsplice_sink_resent_bytes_total", "Bytes sent again after a broken connection.",
+       &SinkStats::resent_bytes},
+      {"logsplice_sink_pauses_total", "Times the sink paused (disk full, permissions).",
+       &SinkStats::pauses},
+      {"logsplice_sink_missed_bytes_total", "Bytes released by retention before delivery.",
+       &SinkStats::missed_bytes},
+  };
+  const sys::MetricLabels by_sink = {{"sink", name_}};
+  for (const Family& f : kCounters) {
+    w.counter(f.name, f.help, by_sink, static_cast<double>(stats_.*(f.field)));
+  }
+  SinkState s = state();
+  w.gauge("logsplice_sink_up", "1 when the sink can deliver.", by_sink,
+          s == SinkState::kConnected ? 1 : 0);
+  w.gauge("logsplice_sink_state", "The sink's state (1 for the current one).",
+          {{"sink", name_}, {"state", sinkStateName(s)}}, 1);
+  w.counter("logsplice_bytes_copied_total",
+            "Bytes the agent moved through its own memory on the way to this output (0 on the "
+            "zero-copy path).",
+            {{"output", name_}}, static_cast<double>(stats_.bytes_copied));
 }
 
 void Sink::discardPipe() {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sys/metrics.h"
 #include "sys/pipe.h"
 
 namespace logsplice::outputs {
@@ -77,8 +78,11 @@ struct SinkStats {
 };
 
 // A destination fed through its own pipe: the router fills the pipe (on the I/O thread) and then
-// calls appended() on the loop thread with what it put there; the sink drains the pipe into its
-// fd at its own pace and reports delivery. Loop thread only, except that the pipe's write end
+// calls appended() on the loop thread with what it put there; the sink drains the pipe at its own
+// pace and reports delivery. How the bytes leave the pipe is the subclass's business
+// (docs/design.md section 2): a StreamSink (stream_sink.h) splices them into a descriptor
+// unchanged, an EventSink (event_sink.h) reads them out, cuts lines and frames them. The router
+// sees only this interface. Loop thread only, except that the pipe's write end
 // is used by the I/O thread while a fill is in flight. Verbs as libuv: start, stop, close.
 class Sink {
  public:
@@ -133,7 +137,12 @@ class Sink {
   virtual sys::Error start() = 0;
   // Stops delivering; what is in the pipe stays there (and is not acknowledged).
   virtual void stop() = 0;
+  // on_closed runs once every libuv handle of the sink has closed (its memory freed), so that
+  // uv_loop_close() succeeds afterwards.
   virtual void close(std::function<void()> on_closed) = 0;
+
+  // Adds this sink's samples (label sink="<name>", and output="<name>" for the copy count).
+  virtual void collectMetrics(sys::MetricWriter& w) const;
 
  protected:
   // Drain the pipe into the fd; called after appended() and when the fd is writable.
@@ -146,6 +155,11 @@ class Sink {
   // The connection broke: throws away the pipe's content and the unacknowledged segments, and
   // asks the router to resend from the earliest unacknowledged offset of each file.
   void rewindUnacknowledged();
+  // The earliest unacknowledged offset of each file, from segments_ and stream_delivered_.
+  std::vector<SinkListener::Rewind> streamRewindPoints() const;
+  // Forgets everything in flight (counts it as resent), empties the pipe, bumps the epoch and
+  // reports `rewinds` (if any) to the router.
+  void dropInFlight(const std::vector<SinkListener::Rewind>& rewinds);
 
  public:
   // Empties the pipe without copying (splice to /dev/null).

@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "tests/support/fake_clock.h"
 #include "tests/support/fake_sys_calls.h"
 #include "tests/support/recording_listener.h"
 #include "tests/support/test_env.h"
@@ -33,11 +34,24 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// FakeSysCalls whose fdatasync can be made to fail.
+class SyncingSysCalls : public FakeSysCalls {
+ public:
+  int sync_errno = 0;  // 0: the real call
+  int sync_calls = 0;
+  sys::SysResult fdatasync(int fd) override {
+    ++sync_calls;
+    if (sync_errno != 0) return fail(sync_errno);
+    return SysCalls::fdatasync(fd);
+  }
+};
+
 struct Fixture {
   testing::Loop loop;  // first: destroyed last
   TempDir tmp;
   RecordingListener listener;
-  FakeSysCalls fake;
+  SyncingSysCalls fake;
+  testing::FakeClock clock;
   config::ArchiveOutput cfg;
   std::unique_ptr<ArchiveSink> sink;
   std::map<uint64_t, uint64_t> next_offset;  // per file id
@@ -49,7 +63,8 @@ struct Fixture {
     loop.runUntilIdle();
   }
   void start() {
-    sink = std::make_unique<ArchiveSink>(loop.get(), "arch", cfg, listener, 256 * 1024, fake);
+    sink = std::make_unique<ArchiveSink>(loop.get(), "arch", cfg, listener, 256 * 1024, fake,
+                                         clock);
     REQUIRE(sink->start().isOk());
   }
   // Puts `bytes` (file bytes of file_id, continuing where the last segment ended) in the pipe
@@ -201,13 +216,15 @@ TEST_CASE("ArchiveSink rotates by max_age") {
   fx.start();
   std::string a = numberedLines(0, 2), b = numberedLines(2, 2);
   fx.feed(a);
-  fx.loop.runFor(50);  // time passes; the next write goes to a new file
+  fx.clock.advanceMs(29);
+  fx.feed(a);  // not yet old
+  fx.clock.advanceMs(1);  // time passes; the next write goes to a new file
   fx.feed(b);
   auto files = fx.files();
   REQUIRE(files.size() == 2);
-  CHECK(readFile(files[0]) == a);
+  CHECK(readFile(files[0]) == a + a);
   CHECK(readFile(files[1]) == b);
-  fx.loop.runFor(50);
+  fx.clock.advanceMs(30);
   fx.sink->tick();  // closes the aged file
   CHECK(fx.sink->openFiles().empty());
 }
@@ -424,4 +441,89 @@ TEST_CASE("ArchiveSink keeps at most 64 archive files open and reopens them wher
     src = src.substr(0, src.find(".log"));
     CHECK(c == "r0 s" + src + "\nr1 s" + src + "\nr2 s" + src + "\n");
   }
+}
+
+TEST_CASE("ArchiveSink names files by the injected clock's UTC time") {
+  Fixture fx;
+  fx.clock.setUnixSeconds(1767323045);  // 2026-01-02T03:04:05Z
+  fx.start();
+  fx.feed(numberedLines(0, 2));
+  auto files = fx.files();
+  REQUIRE(files.size() == 1);
+  CHECK(files[0] == fx.cfg.dir + "/web/access.log/2026-01-02/030405.log");
+}
+
+TEST_CASE("ArchiveSink with fsync: interval delivers only what fdatasync made durable") {
+  Fixture fx;
+  fx.cfg.fsync = config::FsyncPolicy::kInterval;
+  fx.start();
+  std::string s1 = numberedLines(0, 5), s2 = numberedLines(5, 5);
+  fx.feed(s1);
+  CHECK(fx.allArchived() == s1);
+  CHECK(fx.listener.deliveredOf(1) == 0);  // written, not yet synced
+  fx.sink->tick();
+  CHECK(fx.fake.sync_calls == 1);
+  CHECK(fx.listener.deliveredOf(1) == s1.size());
+
+  // fdatasync fails: logged, counted, paused; nothing more is acknowledged.
+  fx.feed(s2);
+  fx.fake.sync_errno = EIO;
+  fx.sink->tick();
+  CHECK(fx.sink->syncFailures() == 1);
+  CHECK(fx.sink->stats().pauses == 1);
+  CHECK(fx.sink->state() == SinkState::kPaused);
+  CHECK_FALSE(fx.sink->acceptsData(1));
+  CHECK(fx.listener.deliveredOf(1) == s1.size());
+  CHECK(fx.listener.rewinds.empty());
+
+  // Resuming sets the suspect file aside and asks for everything not acknowledged again.
+  fx.fake.sync_errno = 0;
+  fx.sink->tick();
+  CHECK(fx.sink->state() == SinkState::kConnected);
+  REQUIRE(fx.listener.rewinds.size() == 1);
+  REQUIRE(fx.listener.rewinds[0].size() == 1);
+  CHECK(fx.listener.rewinds[0][0].offset == s1.size());
+  fx.next_offset[1] = s1.size();
+  fx.feed(s2);  // the router's resend
+  fx.sink->tick();
+  CHECK(fx.listener.deliveredOf(1) == s1.size() + s2.size());
+  auto files = fx.files();
+  REQUIRE(files.size() == 2);
+  CHECK(readFile(files[1]) == s2);  // the resend went to a new file
+}
+
+TEST_CASE("ArchiveSink: a failed fdatasync at rotation pauses the sink") {
+  Fixture fx;
+  fx.cfg.fsync = config::FsyncPolicy::kRotate;
+  fx.cfg.rotate_max_bytes = 100;
+  fx.start();
+  std::string s1 = numberedLines(0, 2), s2 = numberedLines(2, 2);
+  fx.feed(s1);
+  CHECK(fx.listener.deliveredOf(1) == s1.size());  // rotate policy: delivered on write
+  fx.fake.sync_errno = ENOSPC;
+  fx.feed(s2);  // the first file is full: rotation syncs it, and that fails
+  CHECK(fx.fake.sync_calls == 1);
+  CHECK(fx.sink->syncFailures() == 1);
+  CHECK(fx.sink->state() == SinkState::kPaused);
+  CHECK(fx.listener.deliveredOf(1) == s1.size());
+  fx.fake.sync_errno = 0;
+  fx.sink->tick();
+  CHECK(fx.sink->state() == SinkState::kConnected);
+  // What was still in the pipe is asked for again rather than written after the failure.
+  REQUIRE(fx.listener.rewinds.size() == 1);
+  CHECK(fx.listener.rewinds[0][0].offset == s1.size());
+  fx.next_offset[1] = s1.size();
+  fx.feed(s2);
+  CHECK(fx.listener.deliveredOf(1) == s1.size() + s2.size());
+  CHECK(fx.allArchived() == s1 + s2);
+}
+
+TEST_CASE("ArchiveSink::close calls back only once its timer has closed") {
+  Fixture fx;
+  fx.start();
+  bool closed = false;
+  fx.sink->close([&] { closed = true; });
+  CHECK_FALSE(closed);
+  fx.loop.runUntilIdle();
+  CHECK(closed);
 }

@@ -15,65 +15,17 @@
 #include <vector>
 
 #include "tests/support/recording_listener.h"
+#include "tests/support/tcp_test_peer.h"
 #include "tests/support/test_env.h"
 
 using namespace logsplice;
 using namespace logsplice::outputs;
 using logsplice::testing::numberedLines;
+using logsplice::testing::Peer;
 using logsplice::testing::RecordingListener;
+using logsplice::testing::TestSocket;
 
 namespace {
-
-// A socket bound to 127.0.0.1 on a free port. Listening or not: a bound socket that does not
-// listen refuses connections, and keeps its port from being taken meanwhile.
-class TestSocket {
- public:
-  explicit TestSocket(int rcvbuf = 0) {
-    fd_.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    REQUIRE(fd_.valid());
-    int one = 1;
-    ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (rcvbuf > 0) {
-      REQUIRE(::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf) == 0);
-    }
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port_ = ntohs(addr.sin_port);
-  }
-  void listen() { REQUIRE(::listen(fd_.get(), 16) == 0); }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  // A connection accepted now, or an invalid fd.
-  sys::UniqueFd accept() {
-    return sys::UniqueFd(::accept4(fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-  }
-
- private:
-  sys::UniqueFd fd_;
-  uint16_t port_ = 0;
-};
-
-// The collector's side of one connection: reads what is there, notices the end.
-struct Peer {
-  sys::UniqueFd fd;
-  std::string data;
-  bool eof = false;
-  void read() {
-    char buf[65536];
-    for (;;) {
-      ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-      if (n > 0) {
-        data.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n == 0) eof = true;
-      break;
-    }
-  }
-};
 
 struct Fixture {
   testing::Loop loop;  // first: destroyed last
@@ -299,4 +251,96 @@ TEST_CASE("TcpSink stop() and close() while connecting leave the loop closable")
   CHECK(fx.sink->state() == SinkState::kStopped);
   fx.sink.reset();
   fx.loop.runUntilIdle();
+}
+
+// A resolver for names that resolve to several addresses: the test decides what each name is.
+namespace {
+
+sockaddr_storage loopbackAddress(int family, uint16_t port) {
+  sockaddr_storage ss{};
+  if (family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_addr = in6addr_loopback;
+    in6->sin6_port = htons(port);
+  } else {
+    auto* in = reinterpret_cast<sockaddr_in*>(&ss);
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in->sin_port = htons(port);
+  }
+  return ss;
+}
+
+}  // namespace
+
+TEST_CASE("TcpSink tries every address a name resolves to, IPv6 and IPv4, in order") {
+  Fixture fx;
+  TestSocket v4(0, AF_INET), v6(0, AF_INET6);
+  bool v6_first = GENERATE(true, false);
+  CAPTURE(v6_first);
+  // The first address the name resolves to refuses (bound, not listening); the second listens.
+  TestSocket& listening = v6_first ? v4 : v6;
+  listening.listen();
+  std::vector<sockaddr_storage> resolved = {loopbackAddress(AF_INET6, v6.port()),
+                                            loopbackAddress(AF_INET, v4.port())};
+  if (!v6_first) std::swap(resolved[0], resolved[1]);
+  std::vector<std::string> asked;
+  fx.cfg.addresses = {{"collector.test", 514}};
+  fx.sink = std::make_unique<TcpSink>(fx.loop.get(), "tcp", fx.cfg, fx.listener, 512 * 1024);
+  fx.sink->connection().setResolverForTesting(
+      [&](const sys::HostPort& hp, TcpConnection::Resolved done) {
+        asked.push_back(hp.toString());
+        done(0, resolved);
+      });
+  REQUIRE(fx.sink->start().isOk());
+  Peer peer = fx.acceptFrom(listening);
+  CHECK(asked == std::vector<std::string>{"collector.test:514"});  // no second round needed
+  CHECK(fx.sink->connection().currentPeer() == listening.address());
+  CHECK(fx.sink->stats().connects == 1);
+  std::string a = numberedLines(0, 10);
+  fx.feed(a, 0);
+  REQUIRE(fx.loop.waitFor([&] {
+    peer.read();
+    return peer.data.size() >= a.size();
+  }));
+  CHECK(peer.data == a);
+}
+
+TEST_CASE("TcpSink moves to the next configured address once every resolved one failed") {
+  Fixture fx;
+  TestSocket refusing4(0, AF_INET), refusing6(0, AF_INET6), server;
+  server.listen();
+  std::vector<std::string> asked;
+  fx.cfg.addresses = {{"first.test", 514}, {"second.test", 514}};
+  fx.cfg.backoff.initial = std::chrono::milliseconds(10000);  // a backoff would time the test out
+  fx.sink = std::make_unique<TcpSink>(fx.loop.get(), "tcp", fx.cfg, fx.listener, 512 * 1024);
+  fx.sink->connection().setResolverForTesting(
+      [&](const sys::HostPort& hp, TcpConnection::Resolved done) {
+        asked.push_back(hp.host);
+        if (hp.host == "first.test") {
+          done(0, {loopbackAddress(AF_INET6, refusing6.port()),
+                   loopbackAddress(AF_INET, refusing4.port())});
+        } else {
+          done(0, {loopbackAddress(AF_INET, server.port())});
+        }
+      });
+  REQUIRE(fx.sink->start().isOk());
+  Peer peer = fx.acceptFrom(server);
+  CHECK(asked == std::vector<std::string>{"first.test", "second.test"});
+  CHECK(fx.sink->currentAddress().host == "second.test");
+}
+
+TEST_CASE("TcpSink::close calls back only once its handles have closed") {
+  Fixture fx;
+  TestSocket server;
+  server.listen();
+  fx.start({server.address()});
+  Peer peer = fx.acceptFrom(server);
+  bool closed = false;
+  fx.sink->close([&] { closed = true; });
+  CHECK_FALSE(closed);  // the handles' close callbacks have not run yet
+  CHECK(fx.sink->state() == SinkState::kStopped);
+  fx.loop.runUntilIdle();
+  CHECK(closed);
 }
