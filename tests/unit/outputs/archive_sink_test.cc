@@ -450,7 +450,7 @@ TEST_CASE("ArchiveSink names files by the injected clock's UTC time") {
   fx.feed(numberedLines(0, 2));
   auto files = fx.files();
   REQUIRE(files.size() == 1);
-  CHECK(files[0] == fx.cfg.dir + "/web/access.log/2026-01-02/030405.log");
+  CHECK(files[0] == fx.cfg.dir + "/web/access.log/2026-01-02/030405_000.log");
 }
 
 TEST_CASE("ArchiveSink with fsync: interval delivers only what fdatasync made durable") {
