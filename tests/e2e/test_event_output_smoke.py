@@ -6,6 +6,7 @@ arrives as one event. (The full suite against rsyslog and syslog-ng is test_even
 
 import json
 import re
+import signal
 
 from support import E2ETest, LineWriter, main, wait_for
 
@@ -132,6 +133,34 @@ class EventOutputSmoke(E2ETest):
         got = json_events(c.data())
         self.assertEqual([e["message"] for e in got], [first[:-1], second[:-1]])
         self.assertEqual(got[1]["offset"], len(first))
+
+    def test_reload_to_json_and_new_fields_rebuild_the_output(self):
+        c = self.collector()
+        log = LineWriter(self.path("in", "app.log"), tag="rl", payload_bytes=30)
+        log.write(100)
+
+        def write(fmt, fields):
+            return self.config(
+                [{"name": "app", "paths": [log.path], "start_at": "beginning",
+                  "fields": fields}],
+                [{"name": "out", "type": "tcp", "addresses": [c.address], "format": fmt,
+                  "inputs": ["app"]}])
+
+        agent = self.agent(write("raw", {"k": "1"}))
+        wait_for(lambda: c.data().count(b"\n") >= 100, what="raw lines")
+        self.assertEqual(c.data().decode().split("\n")[:-1], log.lines)
+        for n, (fmt, fields) in enumerate([("json", {"k": "1"}), ("json", {"k": "2"})], 1):
+            write(fmt, fields)
+            agent.signal(signal.SIGHUP)
+            wait_for(lambda: agent.stderr_text().count("reload done") >= n, what="reload")
+            self.assertIn("1 changed", agent.stderr_text().split("reload done")[n])
+            new = log.write(10)
+            first = len(log.lines) - 10
+            wait_for(lambda: c.data().count(b"\n") >= first + 10 * 1, what="events")
+            tail = c.data().split(b"\n")[first:-1]
+            events = [json.loads(line) for line in tail]
+            self.assertEqual([e["message"] for e in events], new)
+            self.assertEqual({e["k"] for e in events}, {fields["k"]})
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "outputs/event_framer.h"
+#include "outputs/multiline_stage.h"
 #include "outputs/sink_factory.h"
 #include "outputs/tcp_event_sink.h"
 #include "outputs/tcp_sink.h"
@@ -584,4 +586,66 @@ TEST_CASE("Event output, multiline: unacknowledged events rewind to the first on
   for (size_t i = 0; i < whole; ++i) {
     CHECK(get(got[i], "offset") == std::to_string(starts[i]));
   }
+}
+
+TEST_CASE("Event output, multiline: lines longer than the read buffer join whole, delivered at line ends") {
+  testing::Loop loop;
+  RecordingListener listener;
+  config::AgentConfig agent;
+  agent.hostname = "h";
+  config::TcpOutput tcp;
+  tcp.format = config::EventFormat::kJson;
+  tcp.backoff.initial = std::chrono::milliseconds(20);
+  config::InputConfig app;
+  app.name = "app";
+  config::MultilineConfig m;
+  m.start_pattern = "^START";
+  m.timeout = std::chrono::milliseconds(60000);
+  app.multiline = m;
+  TestSocket server;
+  server.listen();
+  auto hp = sys::parseHostPort(server.address());
+  REQUIRE(hp.ok());
+  tcp.addresses = {hp.value()};
+  EventSink::Limits limits;
+  limits.read_buffer_bytes = 1024;
+  auto sink = std::make_unique<TcpEventSink>(
+      loop.get(), "events", tcp, listener, 512 * 1024,
+      std::make_unique<EventFramer>(agent, tcp, std::vector<config::InputConfig>{app}), limits);
+  auto stage = MultilineStage::create({app});
+  REQUIRE(stage.ok());
+  REQUIRE(stage.value() != nullptr);
+  REQUIRE(sink->setMultiline(loop.get(), std::move(stage.value())).isOk());
+  REQUIRE(sink->start().isOk());
+  Peer peer;
+  REQUIRE(loop.waitFor([&] {
+    if (!peer.fd.valid()) peer.fd = server.accept();
+    return peer.fd.valid() && sink->state() == SinkState::kConnected;
+  }));
+  EventFeeder feeder;
+  std::string big(3000, 'x');
+  std::string e1 = "START one\n" + big + "\n  tail\n";
+  std::string e2 = "START two " + big + "\n";
+  std::string e3 = "START three\n";
+  feeder.feed(*sink, 1, "app", 0, e1 + e2 + e3);
+  REQUIRE(loop.waitFor([&] {
+    peer.read();
+    return std::count(peer.data.begin(), peer.data.end(), '\n') >= 2;
+  }));
+  std::vector<JsonObject> objs = jsonObjects(peer.data);
+  REQUIRE(objs.size() == 2);
+  CHECK(get(objs[0], "message") == e1.substr(0, e1.size() - 1));
+  CHECK(get(objs[1], "message") == e2.substr(0, e2.size() - 1));
+  CHECK(get(objs[0], "partial") == "<absent>");
+  CHECK(get(objs[1], "partial") == "<absent>");
+  CHECK(get(objs[1], "offset") == std::to_string(e1.size()));
+  REQUIRE(loop.waitFor([&] { return listener.deliveredOf(1) == e1.size() + e2.size(); }));
+  for (const auto& d : listener.deliveries) {
+    CAPTURE(d.offset_end);
+    CHECK((d.offset_end == e1.size() || d.offset_end == e1.size() + e2.size()));
+  }
+  CHECK(sink->stats().bytes_copied == feeder.fed);
+  sink->close(nullptr);
+  sink.reset();
+  loop.runUntilIdle();
 }
