@@ -142,6 +142,9 @@ outputs::Sink* Router::sink(const std::string& name) {
 std::vector<outputs::Sink*> Router::sinks() const {
   std::vector<outputs::Sink*> out;
   table_.forEachSink([&](uint32_t, const SinkSlot& slot) { out.push_back(slot.sink.get()); });
+  // By name, as before sinks had ids: metrics and logs list them in a stable order.
+  std::sort(out.begin(), out.end(),
+            [](const outputs::Sink* a, const outputs::Sink* b) { return a->name() < b->name(); });
   return out;
 }
 
@@ -463,14 +466,20 @@ void Router::closeSinks() {
 }
 
 void Router::visit(const std::function<void(const FileSinkView&)>& fn) const {
+  std::vector<FileSinkView> views;
   for (const auto& [id, fs] : table_.allFiles()) {
     if (!fs.follower) continue;
+    views.clear();
     fs.forEachCursor([&](uint32_t sink_id, const Cursor& c) {
       const SinkSlot* slot = table_.slot(sink_id);
       if (!slot) return;
-      fn({fs.input, fs.follower->path(), slot->sink->name(), c.delivered, c.cursor,
-          fs.follower->completeEnd()});
+      views.push_back({fs.input, fs.follower->path(), slot->sink->name(), c.delivered, c.cursor,
+                       fs.follower->completeEnd()});
     });
+    // Each file's sinks by name, as the metrics listed them before sinks had ids.
+    std::sort(views.begin(), views.end(),
+              [](const FileSinkView& a, const FileSinkView& b) { return a.sink < b.sink; });
+    for (const FileSinkView& v : views) fn(v);
   }
 }
 
