@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <cstdio>
 
 #include "sys/assert.h"
 
@@ -32,7 +31,8 @@ Router::Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore&
       clock_(clock),
       planner_(table_, cfg_, sys, clock),
       book_(table_, store, sys, clock),
-      io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }, sys) {
+      io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }, sys),
+      pipe_budget_(cfg_.pipe_bytes) {
   LS_CHECK_UV(poke_timer_.init(uv_timer_init, loop_, this));
   LS_CHECK_UV(sched_timer_.init(uv_timer_init, loop_, this));
 }
@@ -44,9 +44,9 @@ Router::~Router() {
 sys::Error Router::start() {
   auto src = sys::Pipe::create(cfg_.pipe_bytes);
   if (!src.ok()) return src.error();
-  loop_src_ = std::move(src.value());
-  dev_null_.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
-  if (!dev_null_) return sys::Error::fromErrno(errno, "/dev/null");
+  loop_fills_.src = std::move(src.value());
+  loop_fills_.dev_null.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  if (!loop_fills_.dev_null) return sys::Error::fromErrno(errno, "/dev/null");
   return io_.start(cfg_.pipe_bytes);
 }
 
@@ -62,36 +62,8 @@ sys::Error Router::addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std:
   SinkSlot& slot = table_.addSink(std::move(sink));
   slot.inputs.insert(inputs.begin(), inputs.end());
   if (auto err = slot.sink->start()) return err;
-  checkPipeBudget(*slot.sink);
+  pipe_budget_.add(*slot.sink);
   return sys::Error::ok();
-}
-
-void Router::checkPipeBudget(const outputs::Sink& sink) {
-  // Pipe memory is a per-user budget (pipe-user-pages-soft); past it the kernel silently hands
-  // out 8 KiB pipes (docs/design.md K3). The capacity was read back with F_GETPIPE_SZ.
-  size_t got = sink.pipe().capacity();
-  if (got < cfg_.pipe_bytes) {
-    spdlog::warn(
-        "output '{}': its pipe holds {} bytes, not the {} asked (pipe-max-size or the "
-        "per-user pipe budget); it still works, with smaller fills",
-        sink.name(), got, cfg_.pipe_bytes);
-  }
-  pipe_bytes_total_ += got;
-  static const uint64_t soft_limit = [] {
-    uint64_t pages = 0;
-    if (FILE* f = std::fopen("/proc/sys/fs/pipe-user-pages-soft", "r")) {
-      if (std::fscanf(f, "%lu", &pages) != 1) pages = 0;
-      std::fclose(f);
-    }
-    return pages * 4096;
-  }();
-  if (soft_limit > 0 && pipe_bytes_total_ > soft_limit / 2 && !pipe_budget_warned_) {
-    pipe_budget_warned_ = true;
-    spdlog::warn(
-        "pipes take {} bytes, over half of pipe-user-pages-soft ({} bytes) for this "
-        "user: lower agent.pipe_bytes or raise fs.pipe-user-pages-soft",
-        pipe_bytes_total_, soft_limit);
-  }
 }
 
 sys::Error Router::addSinkLive(std::unique_ptr<outputs::Sink> sink,
@@ -289,12 +261,12 @@ void Router::schedule() {
       // them inside it would change the table it walks); their completion may ask for another
       // pass.
       std::vector<std::unique_ptr<FillJob>> jobs;
-      jobs.swap(inline_jobs_);
+      jobs.swap(loop_fills_.jobs);
       for (auto& job : jobs) {
-        executeFill(sys_, *job, loop_src_, dev_null_.get());
+        executeFill(sys_, *job, loop_fills_.src, loop_fills_.dev_null.get());
         onFillDone(std::move(job));
       }
-    } while (schedule_again_ || !inline_jobs_.empty());
+    } while (schedule_again_ || !loop_fills_.jobs.empty());
     // A drain that frees room makes another pass worth it. Draining never erases a sink (only
     // onFillDone and removeSink do), so the table can be walked while its sinks drain.
     table_.forEachSink([&](uint32_t, SinkSlot& slot) {
@@ -305,7 +277,7 @@ void Router::schedule() {
         schedule_again_ = true;
       }
     });
-  } while (schedule_again_ || !inline_jobs_.empty());
+  } while (schedule_again_ || !loop_fills_.jobs.empty());
   in_schedule_ = false;
 }
 
@@ -325,7 +297,7 @@ void Router::issue(FileRoute& fs, uint64_t file_id, const std::vector<uint32_t>&
   // I/O thread (docs/design.md K4).
   if (inline_fills_ && planner_.cached(*job, *fs.follower)) {
     ++stats_.inline_fills;
-    inline_jobs_.push_back(std::move(job));
+    loop_fills_.jobs.push_back(std::move(job));
   } else {
     io_.submit(std::move(job));
   }

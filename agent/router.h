@@ -13,6 +13,7 @@
 #include "agent/delivery_book.h"
 #include "agent/fill_planner.h"
 #include "agent/io_thread.h"
+#include "agent/pipe_budget.h"
 #include "agent/route_table.h"
 #include "config/config.h"
 #include "inputs/file_observer.h"
@@ -142,7 +143,6 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void maybePoke(FileRoute& fs);
   void runPokes();
   void eraseSink(uint32_t id);
-  void checkPipeBudget(const outputs::Sink& sink);
 
   uv_loop_t* loop_;
   config::AgentConfig cfg_;
@@ -153,12 +153,15 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   FillPlanner planner_;
   DeliveryBook book_;
   IoThread io_;
-  sys::Pipe loop_src_;  // the lockstep source pipe of fills run on the loop
-  sys::UniqueFd dev_null_;
-  std::vector<std::unique_ptr<FillJob>> inline_jobs_;
+  // Fills of cached pages, run on the loop after a scheduling pass (what the I/O thread has
+  // for its own fills: a lockstep source pipe and /dev/null).
+  struct LoopFills {
+    sys::Pipe src;
+    sys::UniqueFd dev_null;
+    std::vector<std::unique_ptr<FillJob>> jobs;
+  } loop_fills_;
   bool inline_fills_ = true;
-  uint64_t pipe_bytes_total_ = 0;  // sink pipes (plus two source pipes, not counted)
-  bool pipe_budget_warned_ = false;
+  PipeBudget pipe_budget_;
   std::function<void(inputs::Follower&)> poke_;
   std::function<void()> on_new_file_;
   // Pokes wait for a zero-delay timer: a poke can close the follower (fileClosing erases its
