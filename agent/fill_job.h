@@ -24,7 +24,10 @@ struct FillTarget {
   bool newline_after = false;  // wrote the '\n' of the break at limit_end
   // Bytes this target's pipe got through our own memory (pread + write of copy mode, the
   // added '\n's); each is in sys::CopyCounter too. The router adds them to the sink's
-  // SinkStats::bytes_copied.
+  // SinkStats::bytes_copied. A copy fill of several targets counts its bytes for every target
+  // that got them: each destination's bytes went through our memory once (today one write per
+  // target; a copy written once and tee'd on would still count for each), so the sinks' counts
+  // add up to the global counter.
   uint64_t copied = 0;
 };
 

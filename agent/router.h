@@ -63,7 +63,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   sys::Error start();
   // Stops the I/O thread; fills still queued come back unrun.
   void stop();
-  // Call before any file is opened. The router starts the sink.
+  // Call before any file is opened. The router gives the sink its id (Sink::setId; ids are
+  // never reused, see RouteTable) and starts it.
   sys::Error addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std::string> inputs);
   outputs::Sink* sink(const std::string& name);
   // Reload: stops a sink and forgets its cursors (its checkpoint offsets stay in the store, so
@@ -135,7 +136,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void schedule();
   void scheduleSoon();
   void scheduleOnce();
-  // The room a sink's pipe needs before it is worth a fill.
+  // Starts one planned fill: on the loop if its pages are cached, else on the I/O thread.
   void issue(FileRoute& fs, uint64_t file_id, const std::vector<uint32_t>& sinks);
   void onFillDone(std::unique_ptr<FillJob> job);
   // Hands one target's result to its sink and moves its cursor.
