@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "inputs/file_identity.h"
 #include "inputs/follower.h"
 #include "tests/support/fake_sink.h"
+#include "tests/support/fake_sys_calls.h"
 #include "tests/support/recording_metric_writer.h"
 #include "tests/support/test_env.h"
 
@@ -35,7 +37,9 @@ namespace {
 // The destructor shuts everything down in the agent's order and the loop must then close.
 class Harness {
  public:
-  explicit Harness(uint64_t chunk_bytes = 64 * 1024, bool lockstep = true) {
+  explicit Harness(uint64_t chunk_bytes = 64 * 1024, bool lockstep = true,
+                   sys::SysCalls& sys = sys::SysCalls::real())
+      : sys_(sys) {
     cfg_.chunk_bytes = chunk_bytes;
     cfg_.lockstep = lockstep;
     cfg_.pipe_bytes = 256 * 1024;
@@ -122,12 +126,13 @@ class Harness {
   // A restart: a new router on the same store (the followers are opened anew by the test).
   void newRouter() {
     shutdown();
-    router_ = std::make_unique<Router>(loop_.get(), cfg_, *store_);
+    router_ = std::make_unique<Router>(loop_.get(), cfg_, *store_, sys_);
     REQUIRE(router_->start().isOk());
   }
 
  private:
   testing::Loop loop_;  // first: destroyed last, checks that everything closed
+  sys::SysCalls& sys_;
   TempDir dir_;
   config::AgentConfig cfg_;
   std::unique_ptr<CheckpointStore> store_;
@@ -785,4 +790,42 @@ TEST_CASE("Router::collectMetrics writes the router families and per (file, sink
                      "logsplice_router_demotions_total", "logsplice_router_inline_fills_total",
                      "logsplice_router_copy_fallbacks_total", "logsplice_file_delivered_bytes",
                      "logsplice_file_lag_bytes"});
+}
+
+namespace {
+
+// Answers every residency probe (RWF_NOWAIT read) with `resident`.
+class ResidencySysCalls : public testing::FakeSysCalls {
+ public:
+  explicit ResidencySysCalls(bool resident) : resident_(resident) {}
+  std::atomic<int> probes{0};
+  sys::SysResult preadv2(int fd, void* buf, size_t len, off_t offset, int flags) override {
+    if (!(flags & RWF_NOWAIT)) return SysCalls::preadv2(fd, buf, len, offset, flags);
+    ++probes;
+    return resident_ ? sys::SysResult{1, 0} : fail(EAGAIN);
+  }
+
+ private:
+  bool resident_;
+};
+
+}  // namespace
+
+TEST_CASE("Router: the residency probe sends cold files to the I/O thread, cached ones inline") {
+  // The harness's followers last changed at a fake time long past, so no range counts as fresh:
+  // every fill asks the probe, which goes through the router's SysCalls.
+  bool resident = GENERATE(false, true);
+  ResidencySysCalls sys(resident);
+  Harness h(4096, true, sys);
+  FakeSink* a = h.addSink("a");
+  std::string file = h.path("app.log");
+  std::string content = numberedLines(0, 500);
+  writeFile(file, content);
+  h.follow(file);
+  REQUIRE(h.waitFor([&] { return a->received.size() == content.size(); }));
+  CHECK(a->received == content);
+  const RouterStats& st = h.router().stats();
+  CHECK(st.fills > 0);
+  CHECK(sys.probes > 0);
+  CHECK(st.inline_fills == (resident ? st.fills : 0));
 }
