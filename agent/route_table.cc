@@ -25,7 +25,7 @@ SinkSlot& RouteTable::addSink(std::unique_ptr<outputs::Sink> sink) {
 
 SinkSlot* RouteTable::slotByName(const std::string& name) {
   for (SinkSlot& s : sinks_) {
-    if (s.sink && s.sink->name() == name) return &s;
+    if (s.sink && !s.removing && s.sink->name() == name) return &s;
   }
   return nullptr;
 }

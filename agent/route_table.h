@@ -95,7 +95,9 @@ class RouteTable {
   const SinkSlot* slot(uint32_t id) const {
     return id < sinks_.size() && sinks_[id].sink ? &sinks_[id] : nullptr;
   }
-  // Reload and metrics only (a linear search).
+  // The sink of that name not being removed (reload only; a linear search). A sink removed by
+  // a reload while a fill is in flight keeps its slot until the fill is back, and a new sink of
+  // the same name may already have its own.
   SinkSlot* slotByName(const std::string& name);
   // Drops the sink and its cursors in every file. Its slot stays empty.
   std::unique_ptr<outputs::Sink> eraseSink(uint32_t id);

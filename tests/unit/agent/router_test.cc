@@ -829,3 +829,45 @@ TEST_CASE("Router: the residency probe sends cold files to the I/O thread, cache
   CHECK(sys.probes > 0);
   CHECK(st.inline_fills == (resident ? st.fills : 0));
 }
+
+TEST_CASE("Router: reload removes a sink and adds it back under a new id, resuming where it was") {
+  Harness h(4096);
+  FakeSink* a = h.addSink("a");
+  FakeSink* b = h.addSink("b");
+  uint32_t old_b_id = b->id();
+  std::string file = h.path("app.log");
+  std::string content = numberedLines(0, 100);
+  writeFile(file, content);
+  auto& f = h.follow(file);
+  REQUIRE(h.waitFor([&] { return b->received.size() == content.size(); }));
+
+  h.router().removeSink("b");  // b is gone: `b` dangles from here on
+  CHECK(h.router().sink("b") == nullptr);
+  CHECK(h.router().sinks().size() == 1);
+  std::string more = numberedLines(100, 20);
+  appendFile(file, more);
+  h.refresh(f);
+  REQUIRE(h.waitFor([&] { return a->received.size() == content.size() + more.size(); }));
+
+  // Back again: it resumes at its checkpoint offset. A new output starts at the end.
+  auto again = std::make_unique<FakeSink>("b", h.router());
+  FakeSink* b2 = again.get();
+  REQUIRE(h.router().addSinkLive(std::move(again), {"in"}).isOk());
+  auto fresh = std::make_unique<FakeSink>("c", h.router());
+  FakeSink* c = fresh.get();
+  REQUIRE(h.router().addSinkLive(std::move(fresh), {"in"}).isOk());
+  CHECK(b2->id() != old_b_id);
+  CHECK(c->id() != old_b_id);
+  CHECK(h.router().sink("b") == b2);
+  REQUIRE(h.waitFor([&] { return b2->received.size() == more.size(); }));
+  CHECK(b2->received == more);
+  std::string last = numberedLines(120, 5);
+  appendFile(file, last);
+  h.refresh(f);
+  REQUIRE(h.waitFor([&] { return c->received.size() == last.size(); }));
+  REQUIRE(h.waitFor([&] { return b2->received.size() == more.size() + last.size(); }));
+  CHECK(c->received == last);
+  CHECK(b2->received == more + last);
+  CHECK(a->received == content + more + last);
+  CHECK(h.view(f, "b").delivered == content.size() + more.size() + last.size());
+}
