@@ -33,7 +33,6 @@ Router::Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore&
       book_(table_, store, sys, clock),
       io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }, sys),
       pipe_budget_(cfg_.pipe_bytes) {
-  LS_CHECK_UV(poke_timer_.init(uv_timer_init, loop_, this));
   LS_CHECK_UV(sched_timer_.init(uv_timer_init, loop_, this));
 }
 
@@ -51,7 +50,6 @@ sys::Error Router::start() {
 }
 
 void Router::stop() {
-  poke_timer_.close();
   sched_timer_.close();
   filling_ = false;  // fills coming back unrun must not queue new ones on a stopped thread
   io_.stop();
@@ -394,25 +392,11 @@ void Router::tick() {
 }
 
 void Router::maybePoke(FileRoute& fs) {
-  if (!fs.follower || isLive(fs.follower) || !poke_) return;
-  if (!fileDrained(*fs.follower)) return;
-  to_poke_.insert(fs.follower->id());
-  uv_timer_start(
-      poke_timer_.get(),
-      [](uv_timer_t* t) {
-        if (t->data) static_cast<Router*>(t->data)->runPokes();
-      },
-      0, 0);
-}
-
-void Router::runPokes() {
-  std::set<uint64_t> ids;
-  ids.swap(to_poke_);
-  for (uint64_t id : ids) {
-    // Looked up again: the file may have been closed since the poke was queued.
-    FileRoute* fs = table_.file(id);
-    if (fs && fs->follower && poke_) poke_(*fs->follower);
-  }
+  if (!fs.follower || isLive(fs.follower)) return;
+  // Every sink has a rotated or deleted file: its tailer may close it now. The follower asks
+  // its owner directly; the owner defers the recheck, so the follower (and this FileRoute) is
+  // never closed inside this router callback.
+  if (fileDrained(*fs.follower)) fs.follower->requestRecheck();
 }
 
 bool Router::drained() const {

@@ -84,8 +84,6 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void refreshDeliveries();
   void attachInput(const std::string& input) { detached_inputs_.erase(input); }
   std::vector<outputs::Sink*> sinks() const;
-  // How the router asks an input to re-check a rotated file once sinks caught up on it.
-  void setPoke(std::function<void(inputs::Follower&)> poke) { poke_ = std::move(poke); }
   // Called when a file starts being followed: its identity should reach the checkpoint file
   // soon, so that after a crash it can be found again even if it is rotated meanwhile.
   void setOnNewFile(std::function<void()> fn) { on_new_file_ = std::move(fn); }
@@ -142,7 +140,6 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   // Hands one target's result to its sink and moves its cursor.
   void finishTarget(const FillJob& job, const FillTarget& t, FileRoute& fs, SinkSlot& slot);
   void maybePoke(FileRoute& fs);
-  void runPokes();
   void eraseSink(uint32_t id);
 
   uv_loop_t* loop_;
@@ -163,12 +160,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   } loop_fills_;
   bool inline_fills_ = true;
   PipeBudget pipe_budget_;
-  std::function<void(inputs::Follower&)> poke_;
   std::function<void()> on_new_file_;
-  // Pokes wait for a zero-delay timer: a poke can close the follower (fileClosing erases its
-  // FileRoute), which must never happen while a router callback is still using that state.
-  std::set<uint64_t> to_poke_;
-  sys::UvHandle<uv_timer_t> poke_timer_;
   sys::UvHandle<uv_timer_t> sched_timer_;  // scheduleSoon
   RouterStats stats_;
   bool filling_ = true;
