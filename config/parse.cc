@@ -9,7 +9,6 @@
 #include <cstring>
 #include <exception>
 #include <iterator>
-#include <map>
 #include <string_view>
 #include <utility>
 
@@ -17,6 +16,7 @@
 #include "sys/host_port.h"
 #include "sys/unique_fd.h"
 #include "config/event_keys.h"
+#include "config/event_keys_parse.h"
 #include "config/validate.h"
 #include "config/yaml_reader.h"
 
@@ -58,12 +58,6 @@ constexpr std::pair<std::string_view, std::string_view> kLogLevels[] = {
     {"error", "error"}, {"critical", "critical"}, {"off", "off"}};
 constexpr std::pair<std::string_view, StartAt> kStartAt[] = {{"end", StartAt::kEnd},
                                                              {"beginning", StartAt::kBeginning}};
-constexpr std::string_view kMultilineKeys[] = {"start_pattern", "timeout", "max_bytes"};
-
-constexpr std::pair<std::string_view, EventFormat> kFormats[] = {
-    {"raw", EventFormat::kRaw}, {"syslog", EventFormat::kSyslog}, {"json", EventFormat::kJson}};
-constexpr std::pair<std::string_view, Framing> kFramings[] = {
-    {"octet-counting", Framing::kOctetCounting}, {"lf", Framing::kLf}};
 constexpr std::pair<std::string_view, FsyncPolicy> kFsync[] = {
     {"never", FsyncPolicy::kNever},
     {"rotate", FsyncPolicy::kRotate},
@@ -80,8 +74,9 @@ bool isValidName(std::string_view name) {
 
 // Turns a YAML document into a Config, collecting every problem it finds instead of stopping at
 // the first. This is the schema: which sections and keys there are and what each one means.
-// Reading typed values and collecting errors is YamlReader's (yaml_reader.h); checks that relate
-// several fields or entries are in validate.cc.
+// Reading typed values and collecting errors is YamlReader's (yaml_reader.h); the event-output
+// keys are read in event_keys_parse.cc; checks that relate several fields or entries are in
+// validate.cc.
 class Parser {
  public:
   explicit Parser(std::string file) : yaml_(std::move(file)) {}
@@ -160,7 +155,7 @@ class Parser {
     yaml_.readSize(fields, "chunk_bytes", agent.chunk_bytes, 1);
     yaml_.readSize(fields, "pipe_bytes", agent.pipe_bytes, 1);
     yaml_.readCount(fields, "max_open_files", agent.max_open_files, 1);
-    parseEventAgentKeys(fields, agent);
+    parseEventAgentKeys(yaml_, fields, agent);
   }
 
   // Reads `name` for an input or output entry.
@@ -219,7 +214,7 @@ class Parser {
       yaml_.readSize(*retention, "max_bytes", input.rotated_retention.max_bytes, 0);
       yaml_.readDuration(*retention, "max_age", input.rotated_retention.max_age, Millis(0));
     }
-    parseEventInputKeys(fields, input, label);
+    parseEventInputKeys(yaml_, fields, input, label);
     return input;
   }
 
@@ -303,7 +298,7 @@ class Parser {
     yaml_.readDuration(fields, "connect_timeout", tcp.connect_timeout, Millis(1));
     // TCP_KEEPIDLE counts whole seconds, and 0 is refused by the kernel.
     yaml_.readDuration(fields, "keepalive", tcp.keepalive, Millis(1000));
-    parseEventTcpKeys(fields, tcp);
+    parseEventTcpKeys(yaml_, fields, tcp);
     return tcp;
   }
 
@@ -319,99 +314,6 @@ class Parser {
     yaml_.readEnum<FsyncPolicy>(fields, "fsync", kFsync, archive.fsync);
     yaml_.readDuration(fields, "fsync_interval", archive.fsync_interval, Millis(1));
     return archive;
-  }
-
-  // --- The keys of event outputs (values checked in config/event_keys.cc) ---------------------
-
-  void parseEventAgentKeys(const Fields& fields, AgentConfig& agent) {
-    yaml_.readString(fields, "hostname", agent.hostname);
-  }
-
-  void parseEventInputKeys(const Fields& fields, InputConfig& input, const std::string& label) {
-    if (const Field* f = fields.find("fields")) readInputFields(*f, input);
-    std::string where = "in 'multiline' of " + label;
-    if (auto multiline = yaml_.subMap(fields, "multiline", kMultilineKeys, where, "multiline.")) {
-      MultilineConfig m;
-      if (yaml_.require(*multiline, "start_pattern", where)) {
-        const Field* f = yaml_.scalar(*multiline, "start_pattern", "a string (a PCRE2 regex)");
-        if (f != nullptr) {
-          m.start_pattern = f->value.Scalar();
-          m.start_pattern_mark = YamlReader::valueMark(*f);
-          if (m.start_pattern.empty()) {
-            yaml_.error(YamlReader::valueMark(*f), "'multiline.start_pattern' must not be empty");
-          } else if (auto problem = regexProblem(m.start_pattern)) {
-            yaml_.error(YamlReader::valueMark(*f),
-                        "'multiline.start_pattern': invalid regex at offset " +
-                            std::to_string(problem->offset) + " of " + quote(m.start_pattern) +
-                            ": " + problem->message);
-          }
-        }
-      }
-      yaml_.readDuration(*multiline, "timeout", m.timeout, Millis(1));
-      yaml_.readSize(*multiline, "max_bytes", m.max_bytes, 1);
-      input.multiline = std::move(m);
-    }
-  }
-
-  void parseEventTcpKeys(const Fields& fields, TcpOutput& tcp) {
-    yaml_.readEnum<EventFormat>(fields, "format", kFormats, tcp.format);
-    yaml_.readEnum<Framing>(fields, "framing", kFramings, tcp.framing);
-    if (const Field* f = fields.find("framing")) tcp.framing_mark = YamlReader::valueMark(*f);
-    readSyslogCode(fields, "facility", facilityFromText, "kern..local7 or 0-23", tcp.facility);
-    readSyslogCode(fields, "severity", severityFromText, "emerg..debug or 0-7", tcp.severity);
-    yaml_.readString(fields, "app_name", tcp.app_name);
-    if (tcp.format == EventFormat::kSyslog) return;
-    for (std::string_view key : {"framing", "facility", "severity", "app_name"}) {
-      if (const Field* f = fields.find(key)) {
-        yaml_.error(YamlReader::keyMark(*f),
-                    fields.label(key) + " applies to 'format: syslog' only");
-      }
-    }
-  }
-
-  void readInputFields(const Field& f, InputConfig& input) {
-    if (!f.value.IsMap()) {
-      yaml_.error(YamlReader::valueMark(f), "'fields' must be a map of key: string value");
-      return;
-    }
-    std::map<std::string, Mark> seen;
-    for (const auto& kv : f.value) {
-      Mark key_mark = toMark(kv.first.Mark());
-      if (!kv.first.IsScalar()) {
-        yaml_.error(key_mark, "keys must be plain strings in 'fields'");
-        continue;
-      }
-      const std::string& key = kv.first.Scalar();
-      if (std::string problem = fieldKeyProblem(key); !problem.empty()) {
-        yaml_.error(key_mark, "field " + quote(key) + " " + problem);
-        continue;
-      }
-      if (auto [it, inserted] = seen.emplace(key, key_mark); !inserted) {
-        yaml_.error(key_mark, "duplicate key " + quote(key) + " in 'fields' (first at " +
-                                  markText(it->second) + ")");
-        continue;
-      }
-      if (!kv.second.IsScalar()) {
-        yaml_.error(kv.second.IsNull() ? key_mark : toMark(kv.second.Mark()),
-                    "field " + quote(key) + " must have a string value");
-        continue;
-      }
-      input.fields.emplace_back(key, kv.second.Scalar());
-    }
-  }
-
-  void readSyslogCode(const Fields& fields, std::string_view key,
-                      std::optional<int> (*lookup)(std::string_view), std::string_view expected,
-                      int& out) {
-    const Field* f = yaml_.scalar(fields, key, "a name or a number");
-    if (f == nullptr) return;
-    if (std::optional<int> code = lookup(f->value.Scalar())) {
-      out = *code;
-    } else {
-      yaml_.error(YamlReader::valueMark(*f), fields.label(key) + ": invalid value " +
-                                                 quote(f->value.Scalar()) + " (expected " +
-                                                 std::string(expected) + ")");
-    }
   }
 
   YamlReader yaml_;
