@@ -78,11 +78,6 @@ sys::Error Agent::start() {
   for (const auto& in : cfg_.inputs) {
     tailers_.push_back(std::make_unique<inputs::InputTailer>(&loop_, in, *router_));
   }
-  router_->setPoke([this](inputs::Follower& f) {
-    for (auto& t : tailers_) {
-      if (t->config().name == f.inputName()) t->poke(f);
-    }
-  });
   LS_CHECK_UV(soon_timer_.init(uv_timer_init, &loop_, this));
   router_->setOnNewFile([this] {
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(soon_timer_.get()))) {

@@ -253,4 +253,13 @@ sys::Error CheckpointStore::flush() {
   return sys::Error::ok();
 }
 
+void CheckpointStore::collectMetrics(sys::MetricWriter& out) const {
+  out.counter("logsplice_checkpoint_writes_total", "Checkpoint files written.", {},
+              static_cast<double>(writes_));
+  out.gauge("logsplice_checkpoint_last_write_seconds",
+            "Time the last checkpoint write took, fsyncs included.", {}, last_write_seconds_);
+  out.gauge("logsplice_checkpoint_entries", "Files the checkpoint file knows.", {},
+            static_cast<double>(entries_.size()));
+}
+
 }  // namespace logsplice::agent

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "sys/error.h"
+#include "sys/metrics.h"
 #include "inputs/file_identity.h"
 #include "inputs/input_tailer.h"
 
@@ -52,6 +53,9 @@ class CheckpointStore {
   double lastWriteSeconds() const { return last_write_seconds_; }
   size_t size() const { return entries_.size(); }
   const std::string& path() const { return path_; }
+  // logsplice_checkpoint_writes_total, logsplice_checkpoint_last_write_seconds and
+  // logsplice_checkpoint_entries.
+  void collectMetrics(sys::MetricWriter& out) const;
 
   // The serialised form (exposed for tests).
   std::string serialize() const;

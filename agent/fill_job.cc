@@ -9,10 +9,11 @@
 namespace logsplice::agent {
 namespace {
 
-bool writeNewline(sys::SysCalls& sys, int pipe_wr) {
-  auto r = sys.write(pipe_wr, "\n", 1);
+bool writeNewline(sys::SysCalls& sys, FillTarget& t) {
+  auto r = sys.write(t.pipe_wr, "\n", 1);
   if (r.failed() || r.value != 1) return false;
   sys::CopyCounter::add(1);  // the one byte we make up ourselves
+  t.copied += 1;
   return true;
 }
 
@@ -55,7 +56,10 @@ void copyInto(sys::SysCalls& sys, FillJob& job, std::vector<FillTarget*>& target
       auto w = sys.write((*it)->pipe_wr, buf.data(), n);
       size_t written = w.failed() ? 0 : static_cast<size_t>(w.value);
       (*it)->moved += written;
+      // Counted once per target: each pipe's copy of the bytes went through our memory (one
+      // pread, then one write per target), so the global counter is the sum over the sinks.
       sys::CopyCounter::add(written);
+      (*it)->copied += written;
       it = written == n ? it + 1 : targets.erase(it);
     }
     off += n;
@@ -114,7 +118,7 @@ void executeFill(sys::SysCalls& sys, FillJob& job, sys::Pipe& src, int dev_null)
   std::vector<FillTarget*> active;
   for (FillTarget& t : job.targets) {
     if (t.newline_first) {
-      t.newline_first_written = writeNewline(sys, t.pipe_wr);
+      t.newline_first_written = writeNewline(sys, t);
       if (!t.newline_first_written) continue;  // pipe full: nothing more for this one now
     }
     active.push_back(&t);
@@ -151,7 +155,7 @@ void executeFill(sys::SysCalls& sys, FillJob& job, sys::Pipe& src, int dev_null)
 
   if (job.limit_is_break && end == job.limit_end) {
     for (FillTarget* t : active) {
-      if (t->moved == len) t->newline_after = writeNewline(sys, t->pipe_wr);
+      if (t->moved == len) t->newline_after = writeNewline(sys, *t);
     }
   }
 }

@@ -14,7 +14,7 @@ namespace logsplice::agent {
 
 // One sink's share of a fill: the router fills in the inputs, the I/O thread the results.
 struct FillTarget {
-  std::string sink;
+  uint32_t sink = 0;  // the sink's id (RouteTable)
   int pipe_wr = -1;
   uint64_t sink_epoch = 0;
   bool newline_first = false;  // a '\n' is owed from a break this sink reached earlier
@@ -22,6 +22,13 @@ struct FillTarget {
   uint64_t moved = 0;  // file bytes put into the sink's pipe
   bool newline_first_written = false;
   bool newline_after = false;  // wrote the '\n' of the break at limit_end
+  // Bytes this target's pipe got through our own memory (pread + write of copy mode, the
+  // added '\n's); each is in sys::CopyCounter too. The router adds them to the sink's
+  // SinkStats::bytes_copied. A copy fill of several targets counts its bytes for every target
+  // that got them: each destination's bytes went through our memory once (today one write per
+  // target; a copy written once and tee'd on would still count for each), so the sinks' counts
+  // add up to the global counter.
+  uint64_t copied = 0;
 };
 
 // Moves file bytes [offset, end) into one or more sink pipes, where end is at most

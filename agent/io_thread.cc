@@ -66,13 +66,17 @@ void IoThread::deliverDone() {
   }
 }
 
-void IoThread::stop() {
-  if (!thread_.joinable()) return;
+void IoThread::requestStop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     quit_ = true;
   }
   cv_.notify_one();
+}
+
+void IoThread::stop() {
+  if (!thread_.joinable()) return;
+  requestStop();
   thread_.join();
   // Jobs never run come back with nothing moved, so the router's bookkeeping stays exact.
   std::lock_guard<std::mutex> lock(mu_);

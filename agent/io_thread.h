@@ -28,7 +28,9 @@ class IoThread {
 
   sys::Error start(size_t pipe_bytes);
   void submit(std::unique_ptr<FillJob> job);
-  // Finishes the job at hand, then joins; queued jobs come back unrun (moved == 0).
+  // Asks the thread to end after the job at hand, without waiting (any thread may call it).
+  void requestStop();
+  // requestStop(), then joins; queued jobs come back unrun (moved == 0).
   void stop();
   void close();
   size_t inFlight() const { return in_flight_; }

@@ -2,23 +2,27 @@
 
 #include <uv.h>
 
-#include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "agent/checkpoint_store.h"
+#include "agent/delivery_book.h"
+#include "agent/fill_planner.h"
 #include "agent/io_thread.h"
-#include "sys/uv_handle.h"
+#include "agent/pipe_budget.h"
+#include "agent/route_table.h"
 #include "config/config.h"
 #include "inputs/file_observer.h"
 #include "inputs/follower.h"
 #include "outputs/sink.h"
+#include "sys/clock.h"
+#include "sys/metrics.h"
+#include "sys/sys_calls.h"
+#include "sys/uv_handle.h"
 
 namespace logsplice::agent {
 
@@ -37,11 +41,19 @@ struct RouterStats {
 // its own and is grouped again once its cursor meets the others'. Chunks end at line ends, so a
 // sink switches files only at a line boundary. Delivered offsets feed the checkpoint store.
 //
+// The router coordinates three parts: the RouteTable (sinks and files by dense id, with a cursor
+// per pair), the FillPlanner (what to fill next, lockstep groups, the residency probe) and the
+// DeliveryBook (delivered offsets, rewinds, retention, checkpoint entries). It owns the fill
+// machinery (the I/O thread, fills run on the loop) and the scheduling pass.
+//
 // Loop thread only. Owns the sinks; the I/O thread, the checkpoint store and the loop must
 // outlive it. Followers are borrowed between fileOpened and fileClosing.
 class Router : public inputs::FileObserver, public outputs::SinkListener {
  public:
-  Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore& store);
+  // `sys` serves the fills, the residency probe and line-start lookups; `clock` retry times,
+  // the freshness of appends and checkpoint entries' times.
+  Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore& store,
+         sys::SysCalls& sys = sys::SysCalls::real(), sys::Clock& clock = sys::Clock::real());
   ~Router() override;
 
   // Whether fills of cached pages may run on the loop (default). Off: every fill goes through
@@ -51,7 +63,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   sys::Error start();
   // Stops the I/O thread; fills still queued come back unrun.
   void stop();
-  // Call before any file is opened. The router starts the sink.
+  // Call before any file is opened. The router gives the sink its id (Sink::setId; ids are
+  // never reused, see RouteTable) and starts it.
   sys::Error addSink(std::unique_ptr<outputs::Sink> sink, std::vector<std::string> inputs);
   outputs::Sink* sink(const std::string& name);
   // Reload: stops a sink and forgets its cursors (its checkpoint offsets stay in the store, so
@@ -71,8 +84,6 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void refreshDeliveries();
   void attachInput(const std::string& input) { detached_inputs_.erase(input); }
   std::vector<outputs::Sink*> sinks() const;
-  // How the router asks an input to re-check a rotated file once sinks caught up on it.
-  void setPoke(std::function<void(inputs::Follower&)> poke) { poke_ = std::move(poke); }
   // Called when a file starts being followed: its identity should reach the checkpoint file
   // soon, so that after a crash it can be found again even if it is rotated meanwhile.
   void setOnNewFile(std::function<void()> fn) { on_new_file_ = std::move(fn); }
@@ -94,6 +105,9 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void closeSinks();
 
   const RouterStats& stats() const { return stats_; }
+  // The logsplice_router_* families and, per (file, sink), logsplice_file_delivered_bytes and
+  // logsplice_file_lag_bytes.
+  void collectMetrics(sys::MetricWriter& out) const;
 
   // What the metrics endpoint shows per (file, sink).
   struct FileSinkView {
@@ -101,7 +115,7 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
     uint64_t delivered, cursor, end;
   };
   void visit(const std::function<void(const FileSinkView&)>& fn) const;
-  size_t filesOpen() const { return files_.size(); }
+  size_t filesOpen() const { return table_.files(); }
 
   // inputs::FileObserver
   void fileOpened(inputs::Follower& f, uint64_t default_start) override;
@@ -117,77 +131,37 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   void sinkRewound(outputs::Sink& sink, const std::vector<Rewind>& rewinds) override;
 
  private:
-  struct Cursor {
-    uint64_t cursor = 0;     // next file byte to put into the sink's pipe
-    uint64_t delivered = 0;  // delivered (acked / written) up to here
-    bool newline_owed = false;
-  };
-  struct FileState {
-    inputs::Follower* follower = nullptr;  // null once closing with fills in flight
-    std::string input;
-    std::string path;
-    std::string source_name;  // archive naming: the name the file had when first seen
-    std::shared_ptr<const outputs::SourceInfo> source;  // handed to every segment
-    inputs::FileIdentity identity;
-    uint64_t generation = 0;
-    std::map<std::string, Cursor> cursors;  // by sink name
-    bool copy_mode = false;
-    bool dirty = true;  // delivered offsets changed since the last checkpoint
-    int64_t last_put_unix = 0;
-    int fills_in_flight = 0;
-    std::chrono::steady_clock::time_point retry_at{};  // after a read error
-  };
-  struct SinkSlot {
-    std::unique_ptr<outputs::Sink> sink;
-    std::set<std::string> inputs;
-    bool filling = false;
-    uint64_t bound_file = 0;     // mid-line in this file: must continue it first
-    std::set<uint64_t> pending;  // files where this sink's cursor is behind the end
-    uint64_t last_served = 0;    // round robin among live files
-    bool removing = false;       // reload removed it: gone once its fill in flight is back
-    // Its last fill moved nothing while its pipe held bytes: the pipe is out of slots (a pipe
-    // counts buffers, not bytes). Wait for the sink to drain before filling it again.
-    bool wait_for_drain = false;
-  };
-
   void schedule();
   void scheduleSoon();
   void scheduleOnce();
-  // The room a sink's pipe needs before it is worth a fill.
-  uint64_t wantedRoom(const outputs::Sink& sink) const;
-  uint64_t pickFile(SinkSlot& slot);
-  void issue(FileState& fs, uint64_t file_id, const std::vector<SinkSlot*>& group);
+  // Starts one planned fill: on the loop if its pages are cached, else on the I/O thread.
+  void issue(FileRoute& fs, uint64_t file_id, const std::vector<uint32_t>& sinks);
   void onFillDone(std::unique_ptr<FillJob> job);
-  bool wantsBytes(const FileState& fs, const Cursor& c) const;
-  void refreshPending(uint64_t file_id, FileState& fs);
-  uint64_t lineStartAtOrBefore(const FileState& fs, uint64_t offset) const;
-  void maybePoke(FileState& fs);
-  void runPokes();
-  void pruneBreaks(FileState& fs);
-  void eraseSink(const std::string& name);
-  // What the checkpoint store should hold for one file now.
-  CheckpointEntry entryFor(const FileState& fs, const inputs::Follower& f, int64_t now) const;
-  void checkPipeBudget(const outputs::Sink& sink);
+  // Hands one target's result to its sink and moves its cursor.
+  void finishTarget(const FillJob& job, const FillTarget& t, FileRoute& fs, SinkSlot& slot);
+  void maybePoke(FileRoute& fs);
+  void eraseSink(uint32_t id);
 
   uv_loop_t* loop_;
   config::AgentConfig cfg_;
   CheckpointStore& store_;
+  sys::SysCalls& sys_;
+  sys::Clock& clock_;
+  RouteTable table_;
+  FillPlanner planner_;
+  DeliveryBook book_;
   IoThread io_;
-  sys::Pipe loop_src_;  // the lockstep source pipe of fills run on the loop
-  sys::UniqueFd dev_null_;
-  std::vector<std::unique_ptr<FillJob>> inline_jobs_;
+  // Fills of cached pages, run on the loop after a scheduling pass (what the I/O thread has
+  // for its own fills: a lockstep source pipe and /dev/null).
+  struct LoopFills {
+    sys::Pipe src;
+    sys::UniqueFd dev_null;
+    std::vector<std::unique_ptr<FillJob>> jobs;
+  } loop_fills_;
   bool inline_fills_ = true;
-  uint64_t pipe_bytes_total_ = 0;  // sink pipes (plus two source pipes, not counted)
-  bool pipe_budget_warned_ = false;
-  std::function<void(inputs::Follower&)> poke_;
+  PipeBudget pipe_budget_;
   std::function<void()> on_new_file_;
-  // Pokes wait for a zero-delay timer: a poke can close the follower (fileClosing erases its
-  // FileState), which must never happen while a router callback is still using that state.
-  std::set<uint64_t> to_poke_;
-  sys::UvHandle<uv_timer_t> poke_timer_;
   sys::UvHandle<uv_timer_t> sched_timer_;  // scheduleSoon
-  std::unordered_map<uint64_t, FileState> files_;
-  std::map<std::string, SinkSlot> sinks_;
   RouterStats stats_;
   bool filling_ = true;
   bool shutting_down_ = false;

@@ -10,8 +10,10 @@ from support import E2ETest, LineWriter, main, wait_for
 # components, plus the families added since (at the end). A change here breaks dashboards: it
 # needs a note in the changelog.
 GOLDEN = [
+    # Since round 2 counted per output (label `output`); the sum over outputs is the old total.
     ("logsplice_bytes_copied_total", "counter",
-     "Bytes the agent moved through its own memory (0 on the zero-copy path)."),
+     "Bytes the agent moved through its own memory on the way to this output (0 on the "
+     "zero-copy path)."),
     ("logsplice_open_fds", "gauge", "Open file descriptors."),
     ("logsplice_checkpoint_writes_total", "counter", "Checkpoint files written."),
     ("logsplice_checkpoint_last_write_seconds", "gauge",
@@ -60,12 +62,18 @@ GOLDEN = [
     ("logsplice_file_delivered_bytes", "gauge", "Offset delivered per file and sink."),
     ("logsplice_file_lag_bytes", "gauge", "Bytes behind the file's complete end."),
     # Added since:
+    ("logsplice_input_dirs_unreadable", "gauge",
+     "Directories of the globs that exist but cannot be listed (EACCES...)."),
+    ("logsplice_input_dir_errors_total", "counter",
+     "Directories of the globs found unlistable (once per episode)."),
     ("logsplice_status_rejected_connections_total", "counter",
      "Status connections refused with 503 over max_connections."),
 ]
 
 
 def label_keys(family):
+    if family == "logsplice_bytes_copied_total":
+        return ["output"]
     if family == "logsplice_sink_state":
         return ["sink", "state"]
     if family.startswith("logsplice_sink_"):

@@ -6,6 +6,15 @@ import urllib.request
 from support import E2ETest, LineWriter, main, run_cli, wait_for
 
 
+def metric_sum(text, name):
+    """The sum of every sample of a family (e.g. bytes copied over all outputs)."""
+    values = [float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith(name + "{") or line.startswith(name + " ")]
+    if not values:
+        raise AssertionError(f"metric {name} not found")
+    return sum(values)
+
+
 def metric(text, name, labels=""):
     for line in text.splitlines():
         if line.startswith(name + labels + " "):
@@ -51,7 +60,10 @@ class ZeroCopy(E2ETest):
         wait_for(lambda: metric(self.scrape()[1], "logsplice_sink_bytes_sent_total",
                                 '{sink="arch"}') == size, what="archive to be written")
         _, text = self.scrape()
-        self.assertEqual(metric(text, "logsplice_bytes_copied_total"), 0)
+        for sink in ("c0", "c1", "arch"):
+            self.assertEqual(metric(text, "logsplice_bytes_copied_total", f'{{output="{sink}"}}'),
+                             0, sink)
+        self.assertEqual(metric_sum(text, "logsplice_bytes_copied_total"), 0)
         self.assertEqual(metric(text, "logsplice_sink_bytes_sent_total", '{sink="c0"}'), size)
         self.assertGreater(metric(text, "logsplice_router_lockstep_fills_total"), 0)
         status, body = self.scrape("/health")
@@ -67,8 +79,11 @@ class ZeroCopy(E2ETest):
         wait_for(lambda: metric(self.scrape()[1], "logsplice_sink_bytes_sent_total",
                                 '{sink="arch"}') == size, what="archive to be written")
         _, text = self.scrape()
-        # Three sinks, each given its own copy of every byte.
-        self.assertEqual(metric(text, "logsplice_bytes_copied_total"), 3 * size)
+        # Three sinks, each given its own copy of every byte, counted per output.
+        for sink in ("c0", "c1", "arch"):
+            self.assertEqual(metric(text, "logsplice_bytes_copied_total", f'{{output="{sink}"}}'),
+                             size, sink)
+        self.assertEqual(metric_sum(text, "logsplice_bytes_copied_total"), 3 * size)
 
     def test_health_is_503_while_a_collector_is_down(self):
         self.start(lines=10)

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/recording_metric_writer.h"
 #include "tests/support/test_env.h"
 
 using namespace logsplice;
@@ -297,4 +298,37 @@ TEST_CASE("CheckpointStore: put, forget, expire and knownFiles") {
   CheckpointStore again(dir.path());
   REQUIRE(again.load().isOk());
   CHECK(again.size() == 0);
+}
+
+TEST_CASE("CheckpointStore::collectMetrics writes its writes, last write time and entries") {
+  TempDir dir;
+  CheckpointStore store(dir.path());
+  store.put(entry(1, 10, "web", "/var/log/web/a.log", 100));
+  store.put(entry(1, 11, "web", "/var/log/web/b.log", 200));
+  REQUIRE(store.flush().isOk());
+  store.put(entry(1, 12, "db", "/var/log/db.log", 300));
+  REQUIRE(store.flush().isOk());
+
+  testing::RecordingMetricWriter w;
+  store.collectMetrics(w);
+  CHECK(w.families() == std::vector<std::string>{"logsplice_checkpoint_writes_total",
+                                                 "logsplice_checkpoint_last_write_seconds",
+                                                 "logsplice_checkpoint_entries"});
+  auto writes = w.find("logsplice_checkpoint_writes_total");
+  REQUIRE(writes);
+  CHECK(writes->help == "Checkpoint files written.");
+  CHECK(writes->type == sys::MetricType::kCounter);
+  CHECK(writes->value == 2);
+  auto last = w.find("logsplice_checkpoint_last_write_seconds");
+  REQUIRE(last);
+  CHECK(last->help == "Time the last checkpoint write took, fsyncs included.");
+  CHECK(last->type == sys::MetricType::kGauge);
+  CHECK(last->value == store.lastWriteSeconds());
+  CHECK(last->value > 0);
+  auto entries = w.find("logsplice_checkpoint_entries");
+  REQUIRE(entries);
+  CHECK(entries->help == "Files the checkpoint file knows.");
+  CHECK(entries->type == sys::MetricType::kGauge);
+  CHECK(entries->value == 3);
+  CHECK(w.samples.size() == 3);
 }

@@ -57,9 +57,9 @@ FillJob makeJob(std::shared_ptr<const sys::UniqueFd> fd, uint64_t offset, uint64
   return job;
 }
 
-FillTarget target(const std::string& name, const sys::Pipe& p) {
+FillTarget target(uint32_t sink, const sys::Pipe& p) {
   FillTarget t;
-  t.sink = name;
+  t.sink = sink;
   t.pipe_wr = p.writeFd();
   return t;
 }
@@ -71,7 +71,7 @@ TEST_CASE("executeFill: one target gets exactly [offset, end) by splice, nothing
   auto file = tempFile("aaa\nbbb\nccc\nddd\n");
   sys::Pipe out = makePipe(64 * 1024);
   FillJob job = makeJob(file, 4, 12, 1 << 20);
-  job.targets.push_back(target("a", out));
+  job.targets.push_back(target(0, out));
   uint64_t copies = sys::CopyCounter::total();
 
   executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
@@ -94,7 +94,7 @@ TEST_CASE("executeFill: a chunk limit inside a line is pulled back to the last l
 
   SECTION("cut inside line2") {
     FillJob job = makeJob(file, 0, 18, 10);
-    job.targets.push_back(target("a", out));
+    job.targets.push_back(target(0, out));
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
     CHECK(job.planned_end == 6);
     CHECK(job.planned_at_boundary);
@@ -103,7 +103,7 @@ TEST_CASE("executeFill: a chunk limit inside a line is pulled back to the last l
   }
   SECTION("from a later offset") {
     FillJob job = makeJob(file, 6, 18, 10);
-    job.targets.push_back(target("a", out));
+    job.targets.push_back(target(0, out));
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
     CHECK(job.planned_end == 12);
     CHECK(job.planned_at_boundary);
@@ -111,7 +111,7 @@ TEST_CASE("executeFill: a chunk limit inside a line is pulled back to the last l
   }
   SECTION("a limit that falls just after a newline keeps the whole chunk") {
     FillJob job = makeJob(file, 0, 18, 12);
-    job.targets.push_back(target("a", out));
+    job.targets.push_back(target(0, out));
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
     CHECK(job.planned_end == 12);
     CHECK(job.planned_at_boundary);
@@ -131,7 +131,7 @@ TEST_CASE("executeFill: a line longer than the chunk ships a piece, not at a bou
   std::vector<std::pair<uint64_t, bool>> plan;
   while (offset < content.size()) {
     FillJob job = makeJob(file, offset, content.size(), 40);
-    job.targets.push_back(target("a", out));
+    job.targets.push_back(target(0, out));
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
     REQUIRE(job.targets[0].moved == job.planned_end - offset);
     plan.emplace_back(job.planned_end, job.planned_at_boundary);
@@ -155,7 +155,7 @@ TEST_CASE("executeFill: a break gets a '\\n' after its bytes, counted as one cop
   SECTION("the chunk reaches the break") {
     FillJob job = makeJob(file, 0, 8, 1 << 20);
     job.limit_is_break = true;
-    job.targets.push_back(target("a", out));
+    job.targets.push_back(target(0, out));
     uint64_t copies = sys::CopyCounter::total();
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
     CHECK(job.targets[0].moved == 8);
@@ -167,7 +167,7 @@ TEST_CASE("executeFill: a break gets a '\\n' after its bytes, counted as one cop
   SECTION("the chunk stops before the break: no newline yet") {
     FillJob job = makeJob(file, 0, 8, 4);
     job.limit_is_break = true;
-    job.targets.push_back(target("a", out));
+    job.targets.push_back(target(0, out));
     uint64_t copies = sys::CopyCounter::total();
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
     CHECK(job.planned_end == 4);
@@ -189,7 +189,7 @@ TEST_CASE("executeFill: no room for the break's '\\n' leaves newline_after false
   REQUIRE(out.capacity() == 4096);
   FillJob job = makeJob(file, 0, 4096, 1 << 20);
   job.limit_is_break = true;
-  job.targets.push_back(target("a", out));
+  job.targets.push_back(target(0, out));
   uint64_t copies = sys::CopyCounter::total();
   executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
   CHECK(job.targets[0].moved == 4096);
@@ -205,7 +205,7 @@ TEST_CASE("executeFill: an owed newline goes first") {
 
   SECTION("written before the bytes and counted") {
     FillJob job = makeJob(file, 0, 4, 1 << 20);
-    FillTarget t = target("a", out);
+    FillTarget t = target(0, out);
     t.newline_first = true;
     job.targets.push_back(t);
     uint64_t copies = sys::CopyCounter::total();
@@ -217,7 +217,7 @@ TEST_CASE("executeFill: an owed newline goes first") {
   }
   SECTION("with nothing after it (the cursor stands at the break)") {
     FillJob job = makeJob(file, 4, 4, 1 << 20);
-    FillTarget t = target("a", out);
+    FillTarget t = target(0, out);
     t.newline_first = true;
     job.targets.push_back(t);
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
@@ -231,10 +231,10 @@ TEST_CASE("executeFill: an owed newline goes first") {
     std::string fill(4096, 'q');
     REQUIRE(::write(full.writeFd(), fill.data(), fill.size()) == 4096);
     FillJob job = makeJob(file, 0, 4, 1 << 20);
-    FillTarget t = target("full", full);
+    FillTarget t = target(1, full);
     t.newline_first = true;
     job.targets.push_back(t);
-    job.targets.push_back(target("a", out));
+    job.targets.push_back(target(0, out));
     uint64_t copies = sys::CopyCounter::total();
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
     CHECK_FALSE(job.targets[0].newline_first_written);
@@ -263,7 +263,7 @@ TEST_CASE("executeFill: lockstep with a nearly full target demotes only that tar
     REQUIRE(::write(pipes[short_at].writeFd(), "#", 1) == 1);
 
     FillJob job = makeJob(file, 0, first_end, 1 << 20);
-    for (int i = 0; i < 3; ++i) job.targets.push_back(target("s" + std::to_string(i), pipes[i]));
+    for (int i = 0; i < 3; ++i) job.targets.push_back(target(static_cast<uint32_t>(i), pipes[i]));
     uint64_t copies = sys::CopyCounter::total();
     executeFill(sys::SysCalls::real(), job, io.src, io.dev_null.get());
 
@@ -288,8 +288,8 @@ TEST_CASE("executeFill: lockstep with a nearly full target demotes only that tar
     // The next lockstep job on the same source pipe carries exactly its own bytes.
     sys::Pipe a = makePipe(256 * 1024), b = makePipe(256 * 1024);
     FillJob next = makeJob(file, first_end, content.size(), 1 << 20);
-    next.targets.push_back(target("a", a));
-    next.targets.push_back(target("b", b));
+    next.targets.push_back(target(0, a));
+    next.targets.push_back(target(1, b));
     executeFill(sys::SysCalls::real(), next, io.src, io.dev_null.get());
     CHECK(next.targets[0].moved == content.size() - first_end);
     CHECK(next.targets[1].moved == content.size() - first_end);
@@ -309,7 +309,7 @@ TEST_CASE("executeFill: lockstep splices once and tees, lockstep off splices per
     FakeSysCalls fake;
     FillJob job = makeJob(file, 0, content.size(), 1 << 20);
     job.lockstep = lockstep;
-    job.targets = {target("a", a), target("b", b), target("c", c)};
+    job.targets = {target(0, a), target(1, b), target(2, c)};
     uint64_t copies = sys::CopyCounter::total();
     executeFill(fake, job, io.src, io.dev_null.get());
     for (auto* p : {&a, &b, &c}) CHECK(readAvailable(p->readFd()) == content);
@@ -328,7 +328,7 @@ TEST_CASE("executeFill: copy mode moves the same bytes and counts every one") {
   FillJob job = makeJob(file, 0, content.size(), 1 << 20);
   job.copy_mode = true;
   job.limit_is_break = true;  // the tail is a forced break: one '\n' per target
-  job.targets = {target("a", a), target("b", b)};
+  job.targets = {target(0, a), target(1, b)};
   FakeSysCalls fake;
   uint64_t copies = sys::CopyCounter::total();
   executeFill(fake, job, io.src, io.dev_null.get());
@@ -360,8 +360,8 @@ TEST_CASE("executeFill: a file that refuses splice marks the job unsupported") {
       };
       sys::Pipe a = makePipe(64 * 1024), b = makePipe(64 * 1024);
       FillJob job = makeJob(file, 0, content.size(), 1 << 20);
-      job.targets.push_back(target("a", a));
-      if (n_targets == 2) job.targets.push_back(target("b", b));
+      job.targets.push_back(target(0, a));
+      if (n_targets == 2) job.targets.push_back(target(1, b));
       executeFill(fake, job, io.src, io.dev_null.get());
       CHECK(job.unsupported);
       CHECK(job.error.isOk());
@@ -383,7 +383,7 @@ TEST_CASE("executeFill: an I/O error is reported, not taken for unsupported") {
   };
   sys::Pipe a = makePipe(64 * 1024);
   FillJob job = makeJob(file, 0, 4, 1 << 20);
-  job.targets.push_back(target("a", a));
+  job.targets.push_back(target(0, a));
   executeFill(fake, job, io.src, io.dev_null.get());
   CHECK_FALSE(job.unsupported);
   CHECK(job.error.code() == sys::ErrorCode::kIo);
@@ -407,7 +407,7 @@ TEST_CASE("executeFill: EINTR and short splices are resumed until the chunk is i
   };
   sys::Pipe a = makePipe(256 * 1024);
   FillJob job = makeJob(file, 0, content.size(), 1 << 20);
-  job.targets.push_back(target("a", a));
+  job.targets.push_back(target(0, a));
   executeFill(fake, job, io.src, io.dev_null.get());
   CHECK(job.error.isOk());
   CHECK(job.targets[0].moved == content.size());

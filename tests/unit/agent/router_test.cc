@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
@@ -18,6 +19,8 @@
 #include "inputs/file_identity.h"
 #include "inputs/follower.h"
 #include "tests/support/fake_sink.h"
+#include "tests/support/fake_sys_calls.h"
+#include "tests/support/recording_metric_writer.h"
 #include "tests/support/test_env.h"
 
 using namespace logsplice;
@@ -34,7 +37,9 @@ namespace {
 // The destructor shuts everything down in the agent's order and the loop must then close.
 class Harness {
  public:
-  explicit Harness(uint64_t chunk_bytes = 64 * 1024, bool lockstep = true) {
+  explicit Harness(uint64_t chunk_bytes = 64 * 1024, bool lockstep = true,
+                   sys::SysCalls& sys = sys::SysCalls::real())
+      : sys_(sys) {
     cfg_.chunk_bytes = chunk_bytes;
     cfg_.lockstep = lockstep;
     cfg_.pipe_bytes = 256 * 1024;
@@ -121,12 +126,13 @@ class Harness {
   // A restart: a new router on the same store (the followers are opened anew by the test).
   void newRouter() {
     shutdown();
-    router_ = std::make_unique<Router>(loop_.get(), cfg_, *store_);
+    router_ = std::make_unique<Router>(loop_.get(), cfg_, *store_, sys_);
     REQUIRE(router_->start().isOk());
   }
 
  private:
   testing::Loop loop_;  // first: destroyed last, checks that everything closed
+  sys::SysCalls& sys_;
   TempDir dir_;
   config::AgentConfig cfg_;
   std::unique_ptr<CheckpointStore> store_;
@@ -670,4 +676,198 @@ TEST_CASE("Router: after stop() nothing is left in flight") {
   INFO("after stop(): received " << a->received.size() << " of " << content.size());
   h.loop().runFor(20);
   CHECK(h.router().drained());
+}
+
+TEST_CASE("Router: copied bytes are counted for each sink whose pipe got them") {
+  Harness h(4096);
+  FakeSink* a = h.addSink("a");
+
+  SECTION("a copy-mode file to two sinks in lockstep: each counts every byte") {
+    FakeSink* b = h.addSink("b");
+    std::string file = h.path("app.log");
+    std::string content = numberedLines(0, 200);
+    writeFile(file, content);
+    uint64_t copies = sys::CopyCounter::total();
+    h.follow(file, 0, /*copy=*/true);
+    REQUIRE(h.waitFor([&] {
+      return a->received.size() == content.size() && b->received.size() == content.size();
+    }));
+    CHECK(h.router().stats().lockstep_fills > 0);
+    CHECK(a->stats().bytes_copied == content.size());
+    CHECK(b->stats().bytes_copied == content.size());
+    CHECK(sys::CopyCounter::total() - copies == a->stats().bytes_copied + b->stats().bytes_copied);
+  }
+  SECTION("a copy-mode file to one sink alone; a sink of another input counts nothing") {
+    FakeSink* other = h.addSink("other", 256 * 1024, {"another-input"});
+    std::string file = h.path("app.log");
+    std::string content = numberedLines(0, 200);
+    writeFile(file, content);
+    h.follow(file, 0, /*copy=*/true);
+    REQUIRE(h.waitFor([&] { return a->received.size() == content.size(); }));
+    CHECK(h.router().stats().lockstep_fills == 0);
+    CHECK(a->stats().bytes_copied == content.size());
+    CHECK(other->stats().bytes_copied == 0);
+  }
+  SECTION("a splice fill copies nothing; an added '\\n' counts 1 for each sink that got it") {
+    FakeSink* b = h.addSink("b");
+    std::string file = h.path("partial.log");
+    writeFile(file, "abc\ndef");
+    auto& f = h.follow(file);
+    REQUIRE(h.waitFor([&] { return a->received == "abc\n" && b->received == "abc\n"; }));
+    CHECK(a->stats().bytes_copied == 0);
+    CHECK(b->stats().bytes_copied == 0);
+    REQUIRE(f.flushPartialLine());
+    h.router().fileGrew(f);
+    REQUIRE(h.waitFor([&] { return a->received.size() == 8 && b->received.size() == 8; }));
+    CHECK(a->stats().bytes_copied == 1);
+    CHECK(b->stats().bytes_copied == 1);
+  }
+}
+
+TEST_CASE("Router::collectMetrics writes the router families and per (file, sink) offsets") {
+  Harness h(4096);
+  FakeSink* a = h.addSink("a");
+  FakeSink* b = h.addSink("b");
+  b->setCanDeliver(false);
+  std::string file = h.path("app.log");
+  std::string content = numberedLines(0, 50);
+  writeFile(file, content);
+  h.follow(file);
+  REQUIRE(h.waitFor([&] { return a->received.size() == content.size(); }));
+
+  testing::RecordingMetricWriter w;
+  h.router().collectMetrics(w);
+  const RouterStats& st = h.router().stats();
+  using T = sys::MetricType;
+  struct Want {
+    const char* family;
+    const char* help;
+    uint64_t value;
+  };
+  const Want singles[] = {
+      {"logsplice_router_fills_total", "Fill jobs run by the I/O thread.", st.fills},
+      {"logsplice_router_lockstep_fills_total", "Fills that fed several sinks by tee.",
+       st.lockstep_fills},
+      {"logsplice_router_demotions_total", "Sinks that came up short in a lockstep fill.",
+       st.demotions},
+      {"logsplice_router_inline_fills_total",
+       "Fills run on the loop thread because their pages were in the page cache.",
+       st.inline_fills},
+      {"logsplice_router_copy_fallbacks_total", "Files switched to read/write.",
+       st.copy_fallbacks},
+  };
+  for (const Want& want : singles) {
+    INFO(want.family);
+    auto s = w.of(want.family);
+    REQUIRE(s.size() == 1);
+    CHECK(s[0].help == want.help);
+    CHECK(s[0].type == T::kCounter);
+    CHECK(s[0].labels.empty());
+    CHECK(s[0].value == static_cast<double>(want.value));
+  }
+  CHECK(st.fills > 0);
+
+  auto labels = [&](const char* sink) {
+    return sys::MetricLabels{{"sink", sink}, {"input", "in"}, {"path", file}};
+  };
+  auto delivered = w.of("logsplice_file_delivered_bytes");
+  REQUIRE(delivered.size() == 2);
+  CHECK(delivered[0].help == "Offset delivered per file and sink.");
+  CHECK(delivered[0].type == T::kGauge);
+  auto lag = w.of("logsplice_file_lag_bytes");
+  REQUIRE(lag.size() == 2);
+  CHECK(lag[0].help == "Bytes behind the file's complete end.");
+  CHECK(lag[0].type == T::kGauge);
+  REQUIRE(w.find("logsplice_file_delivered_bytes", labels("a")));
+  CHECK(w.find("logsplice_file_delivered_bytes", labels("a"))->value == content.size());
+  CHECK(w.find("logsplice_file_delivered_bytes", labels("b"))->value == 0);
+  CHECK(w.find("logsplice_file_lag_bytes", labels("a"))->value == 0);
+  CHECK(w.find("logsplice_file_lag_bytes", labels("b"))->value == content.size());
+  // Every delivered sample comes before the first lag sample (one block per family).
+  std::vector<std::string> order = w.families();
+  CHECK(order == std::vector<std::string>{
+                     "logsplice_router_fills_total", "logsplice_router_lockstep_fills_total",
+                     "logsplice_router_demotions_total", "logsplice_router_inline_fills_total",
+                     "logsplice_router_copy_fallbacks_total", "logsplice_file_delivered_bytes",
+                     "logsplice_file_lag_bytes"});
+}
+
+namespace {
+
+// Answers every residency probe (RWF_NOWAIT read) with `resident`.
+class ResidencySysCalls : public testing::FakeSysCalls {
+ public:
+  explicit ResidencySysCalls(bool resident) : resident_(resident) {}
+  std::atomic<int> probes{0};
+  sys::SysResult preadv2(int fd, void* buf, size_t len, off_t offset, int flags) override {
+    if (!(flags & RWF_NOWAIT)) return SysCalls::preadv2(fd, buf, len, offset, flags);
+    ++probes;
+    return resident_ ? sys::SysResult{1, 0} : fail(EAGAIN);
+  }
+
+ private:
+  bool resident_;
+};
+
+}  // namespace
+
+TEST_CASE("Router: the residency probe sends cold files to the I/O thread, cached ones inline") {
+  // The harness's followers last changed at a fake time long past, so no range counts as fresh:
+  // every fill asks the probe, which goes through the router's SysCalls.
+  bool resident = GENERATE(false, true);
+  ResidencySysCalls sys(resident);
+  Harness h(4096, true, sys);
+  FakeSink* a = h.addSink("a");
+  std::string file = h.path("app.log");
+  std::string content = numberedLines(0, 500);
+  writeFile(file, content);
+  h.follow(file);
+  REQUIRE(h.waitFor([&] { return a->received.size() == content.size(); }));
+  CHECK(a->received == content);
+  const RouterStats& st = h.router().stats();
+  CHECK(st.fills > 0);
+  CHECK(sys.probes > 0);
+  CHECK(st.inline_fills == (resident ? st.fills : 0));
+}
+
+TEST_CASE("Router: reload removes a sink and adds it back under a new id, resuming where it was") {
+  Harness h(4096);
+  FakeSink* a = h.addSink("a");
+  FakeSink* b = h.addSink("b");
+  uint32_t old_b_id = b->id();
+  std::string file = h.path("app.log");
+  std::string content = numberedLines(0, 100);
+  writeFile(file, content);
+  auto& f = h.follow(file);
+  REQUIRE(h.waitFor([&] { return b->received.size() == content.size(); }));
+
+  h.router().removeSink("b");  // b is gone: `b` dangles from here on
+  CHECK(h.router().sink("b") == nullptr);
+  CHECK(h.router().sinks().size() == 1);
+  std::string more = numberedLines(100, 20);
+  appendFile(file, more);
+  h.refresh(f);
+  REQUIRE(h.waitFor([&] { return a->received.size() == content.size() + more.size(); }));
+
+  // Back again: it resumes at its checkpoint offset. A new output starts at the end.
+  auto again = std::make_unique<FakeSink>("b", h.router());
+  FakeSink* b2 = again.get();
+  REQUIRE(h.router().addSinkLive(std::move(again), {"in"}).isOk());
+  auto fresh = std::make_unique<FakeSink>("c", h.router());
+  FakeSink* c = fresh.get();
+  REQUIRE(h.router().addSinkLive(std::move(fresh), {"in"}).isOk());
+  CHECK(b2->id() != old_b_id);
+  CHECK(c->id() != old_b_id);
+  CHECK(h.router().sink("b") == b2);
+  REQUIRE(h.waitFor([&] { return b2->received.size() == more.size(); }));
+  CHECK(b2->received == more);
+  std::string last = numberedLines(120, 5);
+  appendFile(file, last);
+  h.refresh(f);
+  REQUIRE(h.waitFor([&] { return c->received.size() == last.size(); }));
+  REQUIRE(h.waitFor([&] { return b2->received.size() == more.size() + last.size(); }));
+  CHECK(c->received == last);
+  CHECK(b2->received == more + last);
+  CHECK(a->received == content + more + last);
+  CHECK(h.view(f, "b").delivered == content.size() + more.size() + last.size());
 }
