@@ -7,6 +7,7 @@ arrives as one event. (The full suite against rsyslog and syslog-ng is test_even
 import json
 import re
 import signal
+import urllib.request
 
 from support import E2ETest, LineWriter, main, wait_for
 
@@ -43,6 +44,15 @@ SYSLOG = re.compile(
     rb'input="([^"]*)"((?: [A-Za-z_]+="[^"]*")*)\] (.*)$', re.S)
 
 
+def metric(endpoint, name, labels):
+    with urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith(name + labels + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"metric {name}{labels} not found")
+
+
 class EventOutputSmoke(E2ETest):
     def test_json_and_syslog_each_line_once_with_its_offset(self):
         cj, cs = self.collector(), self.collector()
@@ -55,8 +65,11 @@ class EventOutputSmoke(E2ETest):
               "inputs": ["app"]},
              {"name": "sl", "type": "tcp", "addresses": [cs.address], "format": "syslog",
               "inputs": ["app"]}],
-            agent={"hostname": "smokehost"})
-        self.agent(cfg)
+            agent={"hostname": "smokehost", "metrics": {"listen": "127.0.0.1:0"}})
+        agent = self.agent(cfg)
+        port = wait_for(lambda: re.search(r"metrics listening on \S+ \(port (\d+)\)",
+                                          agent.stderr_text()), what="metrics port")
+        endpoint = f"127.0.0.1:{port.group(1)}"
         log.write(3000)  # more, while it runs
         want = list(zip(log.lines, offsets_of(log.lines)))
 
@@ -82,6 +95,14 @@ class EventOutputSmoke(E2ETest):
             self.assertEqual(fields, b' env="prod" dc="eu1"')
             got.append((msg.decode(), int(offset)))
         self.assertEqual(got, want)
+
+        # The copy path is measured: each event output read every file byte once.
+        size = want[-1][1] + len(want[-1][0]) + 1
+        for out in ("js", "sl"):
+            labels = f'{{output="{out}"}}'
+            self.assertEqual(metric(endpoint, "logsplice_bytes_copied_total", labels), size)
+            self.assertEqual(metric(endpoint, "logsplice_events_sent_total", labels), len(want))
+            self.assertEqual(metric(endpoint, "logsplice_event_invalid_utf8_total", labels), 0)
 
 
     def test_multiline_stack_trace_is_one_event(self):
