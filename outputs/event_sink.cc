@@ -75,8 +75,7 @@ bool EventSink::takeBreak(uint64_t file_id, uint64_t generation, uint64_t offset
 }
 
 void EventSink::startLine(const Segment& seg, uint64_t file_offset) {
-  line_.after_break =
-      !breaks_.empty() && takeBreak(seg.file_id, seg.generation, file_offset);
+  line_.after_break = !breaks_.empty() && takeBreak(seg.file_id, seg.generation, file_offset);
   line_.active = true;
   line_.file_id = seg.file_id;
   line_.generation = seg.generation;
@@ -293,12 +292,12 @@ sys::Error EventSink::setMultiline(uv_loop_t* loop, std::unique_ptr<MultilineSta
 
 void EventSink::armFlushTimer() {
   if (!flush_timer_ || flush_armed_ || !stage_ || !stage_->pending()) return;
-  uint64_t every = std::min<uint64_t>(
-      kFlushTickMs, std::max<int64_t>(1, stage_->shortestTimeout().count()));
+  uint64_t every =
+      std::min<uint64_t>(kFlushTickMs, std::max<int64_t>(1, stage_->shortestTimeout().count()));
   flush_armed_ = true;
   uv_timer_start(
-      flush_timer_.get(),
-      [](uv_timer_t* t) { static_cast<EventSink*>(t->data)->onFlushTimer(); }, every, every);
+      flush_timer_.get(), [](uv_timer_t* t) { static_cast<EventSink*>(t->data)->onFlushTimer(); },
+      every, every);
 }
 
 void EventSink::onFlushTimer() {
@@ -313,7 +312,9 @@ void EventSink::onFlushTimer() {
   // The lines of an event emitted now were read out of the pipe earlier (the open line, if
   // any, is not part of it).
   emit_stream_end_ = buf_stream_pos_ + line_begin_;
-  if (!in_flight_.empty()) emit_stream_end_ = std::max(emit_stream_end_, in_flight_.back().stream_end);
+  if (!in_flight_.empty()) {
+    emit_stream_end_ = std::max(emit_stream_end_, in_flight_.back().stream_end);
+  }
   emit_stream_end_ = std::max(emit_stream_end_, stream_delivered_);
   stage_->flushIdle(stage_output_);
   drain();  // writes what was framed
@@ -360,8 +361,8 @@ void EventSink::rewindEvents() {
   std::map<uint64_t, SinkListener::Rewind> earliest;
   std::map<uint64_t, bool> at_break;  // the rewind point follows a break
   auto note = [&](uint64_t file_id, uint64_t generation, uint64_t offset, bool after_break) {
-    auto [it, added] = earliest.try_emplace(file_id, SinkListener::Rewind{file_id, generation,
-                                                                          offset, false});
+    auto [it, added] =
+        earliest.try_emplace(file_id, SinkListener::Rewind{file_id, generation, offset, false});
     if (added || offset < it->second.offset) {
       it->second.offset = offset;
       at_break[file_id] = after_break;

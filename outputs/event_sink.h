@@ -50,13 +50,13 @@ namespace logsplice::outputs {
 class EventSink : public Sink {
  public:
   struct Limits {
-    size_t read_buffer_bytes = 256 * 1024;   // pipe bytes read out, not yet framed
+    size_t read_buffer_bytes = 256 * 1024;    // pipe bytes read out, not yet framed
     size_t max_unwritten_bytes = 512 * 1024;  // framed bytes waiting for the descriptor
     size_t max_events_in_flight = 16 * 1024;  // events framed and not yet acknowledged
   };
 
-  EventSink(std::string name, SinkListener& listener, std::unique_ptr<Framer> framer,
-            Limits limits, sys::SysCalls& sys = sys::SysCalls::real());
+  EventSink(std::string name, SinkListener& listener, std::unique_ptr<Framer> framer, Limits limits,
+            sys::SysCalls& sys = sys::SysCalls::real());
 
   // Bytes of memory the sink holds now for events (read buffer, framed bytes, event queue), and
   // the most it may ever hold.
@@ -150,8 +150,7 @@ class EventSink : public Sink {
   // of the line follows in the buffer; `broken`: the router ended it with a '\n' of its own.
   void emitLine(size_t end, size_t consumed, uint64_t offset_end, bool partial, bool broken);
   // Frames one event covering file offsets [begin, end) and queues it in flight.
-  void frameEvent(const LineView& v, uint64_t begin, uint64_t end, bool complete,
-                  bool continues);
+  void frameEvent(const LineView& v, uint64_t begin, uint64_t end, bool complete, bool continues);
   // Stream bytes up to `pos` are framed or held in a pending event: once the events framed so
   // far are acknowledged, they count as delivered.
   void accountStream(uint64_t pos);
@@ -186,7 +185,7 @@ class EventSink : public Sink {
   std::deque<InFlight> in_flight_;  // framed, not yet acknowledged, in wire order
   uint64_t emit_stream_end_ = 0;    // stream_end of the events framed now
   uint64_t events_framed_ = 0;
-  std::vector<BreakMark> breaks_;   // breaks whose following line has not started yet
+  std::vector<BreakMark> breaks_;  // breaks whose following line has not started yet
 
   std::unique_ptr<MultilineStage> stage_;
   StageOutput stage_output_{*this};

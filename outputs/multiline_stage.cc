@@ -17,8 +17,8 @@ sys::Result<std::unique_ptr<MultilineStage>> MultilineStage::create(
     if (!in.multiline) continue;
     auto regex = format::Regex::compile(in.multiline->start_pattern);
     if (!regex.ok()) {
-      return sys::Error::invalidConfig("input '" + in.name + "': multiline.start_pattern: " +
-                                       regex.error().toString());
+      return sys::Error::invalidConfig("input '" + in.name +
+                                       "': multiline.start_pattern: " + regex.error().toString());
     }
     format::MultilineOptions options;
     options.timeout = in.multiline->timeout;
@@ -80,7 +80,8 @@ void MultilineStage::push(Rule& rule, const LineView& line,
   if (!added && file.generation != line.generation) {
     // The file was truncated: what was pending belongs to the old content; it goes out as it is.
     const uint64_t id = line.file_id;
-    file.assembler->flush([&](const format::MultilineEvent& e) { emit(id, file, e, UINT64_MAX, out); });
+    file.assembler->flush(
+        [&](const format::MultilineEvent& e) { emit(id, file, e, UINT64_MAX, out); });
     added = true;
   }
   if (added) {

@@ -223,8 +223,8 @@ TEST_CASE("Event output, syslog: octet-counted RFC 5424 frames with host, app an
   std::vector<std::string> frames = parseFrames(peer.data, &rest);
   CHECK(rest == 0);  // every length prefix is the exact byte count of its message
   REQUIRE(frames.size() == 4);
-  const std::vector<std::string> msgs = {"first line", "second ] \"quoted\"", "\xff bad utf8 in msg",
-                                         "kernel: hello"};
+  const std::vector<std::string> msgs = {"first line", "second ] \"quoted\"",
+                                         "\xff bad utf8 in msg", "kernel: hello"};
   const std::vector<uint64_t> offsets = {100, 111, 129, 0};
   for (size_t i = 0; i < frames.size(); ++i) {
     CAPTURE(i, frames[i]);
@@ -320,7 +320,7 @@ TEST_CASE("Event output: pieces of a line the router cut are partial, in both fo
     std::string msg;
     bool partial;
   };
-  const std::vector<Want> want = {{1, 0, "0123456789", true}, {2, 0, "other", false},
+  const std::vector<Want> want = {{1, 0, "0123456789", true},  {2, 0, "other", false},
                                   {1, 10, "abcdefghij", true}, {1, 20, "tail", true},
                                   {1, 25, "whole", false},     {3, 0, "xyz", true},
                                   {3, 3, "pq", true},          {3, 6, "next", false}};
@@ -360,9 +360,8 @@ TEST_CASE("Event output: pieces of a line the router cut are partial, in both fo
     CHECK(offsets[i] == std::to_string(want[i].offset));
   }
   // Each piece is delivered at its break (the router's line start).
-  REQUIRE(fx.loop.waitFor([&] {
-    return fx.listener.deliveredOf(1) == 31 && fx.listener.deliveredOf(3) == 11;
-  }));
+  REQUIRE(fx.loop.waitFor(
+      [&] { return fx.listener.deliveredOf(1) == 31 && fx.listener.deliveredOf(3) == 11; }));
   CHECK(fx.sink->stats().bytes_copied == fx.feeder.fed);
 }
 
@@ -508,9 +507,8 @@ TEST_CASE("Event output, multiline: a broken connection resends from the pending
   std::string e2 = "2026-11-30 10:00:01 two\n  two more\n";
   fx.feed(1, "app", 0, e1 + e2);
   fx.feed(2, "sys", 0, "plain\n");
-  REQUIRE(fx.loop.waitFor([&] {
-    return fx.listener.deliveredOf(1) == e1.size() && fx.listener.deliveredOf(2) == 6;
-  }));
+  REQUIRE(fx.loop.waitFor(
+      [&] { return fx.listener.deliveredOf(1) == e1.size() && fx.listener.deliveredOf(2) == 6; }));
   REQUIRE(fx.events->multilinePending());
   // The collector goes away mid-event: the sink reconnects and asks for file 1 from e2's start.
   REQUIRE(::shutdown(first.fd.get(), SHUT_WR) == 0);
@@ -588,7 +586,9 @@ TEST_CASE("Event output, multiline: unacknowledged events rewind to the first on
   }
 }
 
-TEST_CASE("Event output, multiline: lines longer than the read buffer join whole, delivered at line ends") {
+TEST_CASE(
+    "Event output, multiline: lines longer than the read buffer join whole, delivered at line "
+    "ends") {
   testing::Loop loop;
   RecordingListener listener;
   config::AgentConfig agent;
