@@ -183,6 +183,27 @@ class EventOutputSmoke(E2ETest):
             self.assertEqual([e["message"] for e in events], new)
             self.assertEqual({e["k"] for e in events}, {fields["k"]})
 
+    def test_pieces_of_a_line_longer_than_max_line_bytes_are_partial(self):
+        c = self.collector()
+        path = self.path("in", "long.log")
+        # A line still being written is cut at max_line_bytes (a complete line that arrives in
+        # one batch is not: finding it would mean scanning every byte).
+        with open(path, "w") as f:
+            f.write("short\n" + "L" * 250)
+        cfg = self.config(
+            [{"name": "app", "paths": [path], "start_at": "beginning", "max_line_bytes": 100}],
+            [{"name": "js", "type": "tcp", "addresses": [c.address], "format": "json",
+              "inputs": ["app"]}])
+        self.agent(cfg)
+        wait_for(lambda: c.data().count(b"\n") >= 3, timeout=20, what="the first pieces")
+        with open(path, "a") as f:
+            f.write("\nafter\n")
+        wait_for(lambda: c.data().count(b"\n") >= 5, timeout=20, what="events")
+        got = [(e["message"], e["offset"], e.get("partial", False))
+               for e in json_events(c.data())]
+        self.assertEqual(got, [("short", 0, False), ("L" * 100, 6, True), ("L" * 100, 106, True),
+                               ("L" * 50, 206, True), ("after", 257, False)])
+
 
 if __name__ == "__main__":
     main()
