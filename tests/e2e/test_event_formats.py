@@ -263,10 +263,15 @@ class EventFormats(E2ETest):
         self.write(plain=400, java=100)
         self.wait_complete(lambda: self.collector_got(kind, col), f"every event at {kind}")
         if restart:
+            self.java.start(per_second=500)  # events keep coming across the restart
+            n = len(self.collector_got(kind, col))
+            wait_for(lambda: len(self.collector_got(kind, col)) > n + 100, timeout=30,
+                     what=f"the stream to {kind} to be flowing")
             col.stop()  # a graceful restart: it keeps what it received
-            self.write(plain=1000, java=300)  # while it is down: the file is the buffer
+            self.write(plain=1000)  # while it is down: the file is the buffer
             col.start()
-            self.write(plain=500, java=100)
+            self.write(plain=500)
+            self.java.stop()
             self.wait_complete(lambda: self.collector_got(kind, col),
                                f"every event at {kind} after its restart")
         self.check_collector_records(kind, col)
