@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 from support import E2ETest, LOGSPLICE_BIN, main, run_cli, wait_for, write_config
-from support_events import (SD_ID, TIMESTAMP_START, collector_events, compare_events,
+from support_events import (TIMESTAMP_START, collector_events, compare_events,
                             duplicates, expected_text, json_events, parse_octet_frames,
                             parse_syslog_message, real_syslog_collector, source_events)
 
@@ -154,7 +154,7 @@ class EventFormats(E2ETest):
             self.fail(missing)
 
     # --- set-up ---
-    def inputs(self, plain=True, java=True, split=False):
+    def inputs(self, plain=True, java=True, split=False, ml_timeout="200ms"):
         self.plain = PlainWriter(self.path("in", "plain.log")) if plain else None
         self.java = JavaWriter(self.path("in", "java.log"), split=split) if java else None
         inputs = []
@@ -163,7 +163,7 @@ class EventFormats(E2ETest):
                            "fields": dict(FIELDS)})
         if java:
             inputs.append({"name": "java", "paths": [self.java.path], "start_at": "beginning",
-                           "multiline": {"start_pattern": TIMESTAMP_START, "timeout": "200ms"}})
+                           "multiline": {"start_pattern": TIMESTAMP_START, "timeout": ml_timeout}})
         return inputs
 
     def write(self, plain=0, java=0):
@@ -393,7 +393,9 @@ class EventFormats(E2ETest):
     # --- kill -9 during a multiline stream ---
     def test_kill9_during_multiline_stream_loses_and_cuts_nothing(self):
         col = self.collector()
-        inputs = self.inputs(plain=False, split=True)
+        # A trace written in two pieces is one event only if the pieces come within the multiline
+        # timeout: 1 s leaves room for a writer descheduled on a busy machine.
+        inputs = self.inputs(plain=False, split=True, ml_timeout="1s")
         self.write(java=300)
         cfg = self.agent_config([{"name": "json-out", "type": "tcp", "format": "json",
                                   "addresses": [col.address], "inputs": ["java"]}], inputs)
