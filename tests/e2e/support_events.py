@@ -123,13 +123,16 @@ def _json_lines(data):
 
 def collector_events(kind, data):
     """Events written by `collector.sh KIND --syslog-parse`, normalised to dicts with host, app,
-    params ({PARAM: value} of logsplice@32473) and text (the MSG as the collector wrote it)."""
+    params ({PARAM: value} of logsplice@32473) and text (the MSG as the collector wrote it).
+    A record without that SD (a raw line parsed as RFC 3164) raises ValueError."""
     out = []
     for rec in _json_lines(data):
         if kind == "rsyslog":
             params = parse_sd(rec["sd"]).get(SD_ID, {})
         else:
             params = rec.get("sd", {}).get(SD_ID, {})
+        if not params:
+            raise ValueError(f"{kind} wrote a record without {SD_ID} structured data: {rec}")
         out.append({"host": rec["host"], "app": rec["app"], "params": params,
                     "text": rec["msg"]})
     return out

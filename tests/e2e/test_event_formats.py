@@ -7,8 +7,9 @@ is specified to report them (support_events.expected_text); a collector restart 
 a raw output next to a syslog one still copies nothing; kill -9 of the agent during a multiline
 stream loses no event and never delivers one cut in two.
 
-These tests need the event sink: when the binary refuses `format: syslog`, every test fails
-(never skips) with a message saying so.
+These tests need the event sink, and fail (never skip) without it: when the binary refuses
+`format: syslog`, every test fails saying so; when it accepts the key but ships raw lines, every
+test fails at once because what arrives does not parse as events.
 """
 
 import os
@@ -157,6 +158,8 @@ class EventFormats(E2ETest):
     def inputs(self, plain=True, java=True, split=False, ml_timeout="200ms"):
         self.plain = PlainWriter(self.path("in", "plain.log")) if plain else None
         self.java = JavaWriter(self.path("in", "java.log"), split=split) if java else None
+        if self.java:
+            self.addCleanup(self.java.stop)
         inputs = []
         if plain:
             inputs.append({"name": "plain", "paths": [self.plain.path], "start_at": "beginning",
@@ -208,22 +211,29 @@ class EventFormats(E2ETest):
                             f"{inp}: the bytes at offset {off} are not the event's first line "
                             f"{first[:80]!r}")
 
-    def wait_complete(self, got_fn, what, timeout=60):
-        """Waits until every expected (input, offset) arrived at least once. What the receiver
-        cannot parse (ValueError: not octet-counted, not RFC 5424) fails at once."""
+    def wait_parsed(self, predicate, what, timeout=30):
+        """wait_for(predicate), but what the receiver cannot parse (ValueError: not
+        octet-counted, not RFC 5424 with our SD, not JSON) fails at once."""
         bad = []
 
-        def done():
-            want = {(i, o) for i, evs in self.expected("syslog").items() for o, _ in evs}
+        def check():
             try:
-                have = {(i, o) for i, o, _ in got_fn()}
+                return predicate()
             except ValueError as e:
                 bad.append(e)
                 return True
-            return want <= have
-        wait_for(done, timeout=timeout, interval=0.2, what=what)
+        wait_for(check, timeout=timeout, interval=0.1, what=what)
         if bad:
-            self.fail(f"{what}: what arrived does not parse: {bad[0]}")
+            self.fail(f"{what}: what arrived does not parse as events: {bad[0]}\n(an output "
+                      f"with `format: syslog|json` that ships raw lines, i.e. no event sink, "
+                      f"fails here)")
+
+    def wait_complete(self, got_fn, what, timeout=60):
+        """Waits until every expected (input, offset) arrived at least once."""
+        def done():
+            want = {(i, o) for i, evs in self.expected("syslog").items() for o, _ in evs}
+            return want <= {(i, o) for i, o, _ in got_fn()}
+        self.wait_parsed(done, what, timeout)
 
     def assertEvents(self, kind, got, allow_duplicates=False):
         """`got` = [(input, offset, text)] matches what was written, per input, in order."""
@@ -238,6 +248,9 @@ class EventFormats(E2ETest):
 
     # --- syslog to the real collectors ---
     def collector_got(self, kind, col):
+        if "Invalid frame header" in col.stderr_text():  # syslog-ng drops what is not framed
+            raise ValueError(f"{kind} got a stream that is not octet-counted:\n"
+                             f"{col.stderr_text()[-600:]}")
         return [(e["params"].get("input"), int(e["params"]["offset"]), e["text"])
                 for e in collector_events(kind, col.data())]
 
@@ -265,8 +278,8 @@ class EventFormats(E2ETest):
         if restart:
             self.java.start(per_second=500)  # events keep coming across the restart
             n = len(self.collector_got(kind, col))
-            wait_for(lambda: len(self.collector_got(kind, col)) > n + 100, timeout=30,
-                     what=f"the stream to {kind} to be flowing")
+            self.wait_parsed(lambda: len(self.collector_got(kind, col)) > n + 100,
+                             f"the stream to {kind} to be flowing")
             col.stop()  # a graceful restart: it keeps what it received
             self.write(plain=1000)  # while it is down: the file is the buffer
             col.start()
@@ -401,7 +414,7 @@ class EventFormats(E2ETest):
                                   "addresses": [col.address], "inputs": ["java"]}], inputs)
         agent = self.agent(cfg)
         self.java.start(per_second=2000)
-        wait_for(lambda: len(self.json_got(col)) > 1000, timeout=30, what="1000 events")
+        self.wait_parsed(lambda: len(self.json_got(col)) > 1000, "1000 events")
         agent.kill9()
         self.java.write(200)  # while it is down
         self.agent(cfg)
