@@ -9,7 +9,7 @@ import re
 import signal
 import urllib.request
 
-from support import E2ETest, LineWriter, main, wait_for
+from support import E2ETest, LineWriter, main, rss_kib, wait_for
 
 
 def offsets_of(lines, start=0):
@@ -104,6 +104,41 @@ class EventOutputSmoke(E2ETest):
             self.assertEqual(metric(endpoint, "logsplice_events_sent_total", labels), len(want))
             self.assertEqual(metric(endpoint, "logsplice_event_invalid_utf8_total", labels), 0)
 
+
+    def test_stalled_event_output_slows_no_other_and_grows_no_memory(self):
+        # A json output whose collector stops reading, beside a raw output and a syslog one:
+        # the other two get everything at once, the agent's memory stays flat (the file is the
+        # buffer), and once the collector reads again it gets every event, in order.
+        fast_raw, fast_sl, slow = self.collector(), self.collector(), self.collector()
+        slow.stall()
+        log = LineWriter(self.path("in", "app.log"), tag="st", payload_bytes=150)
+        log.write(1000)
+        cfg = self.config(
+            [{"name": "app", "paths": [log.path], "start_at": "beginning"}],
+            [{"name": "raw", "type": "tcp", "addresses": [fast_raw.address], "inputs": ["app"]},
+             {"name": "sl", "type": "tcp", "addresses": [fast_sl.address], "format": "syslog",
+              "inputs": ["app"]},
+             {"name": "slow", "type": "tcp", "addresses": [slow.address], "format": "json",
+              "inputs": ["app"]}])
+        agent = self.agent(cfg)
+        # Far more than the stalled path can hold (socket buffers, pipe, the sink's bounded
+        # buffers: a few MiB): about 60 MiB.
+        for _ in range(20):
+            log.write(20000)
+        total = len(log.lines)
+        fast_raw.wait_lines(total, timeout=90)
+        self.assertLines(log.lines, fast_raw.lines())
+        wait_for(lambda: len(octet_frames(fast_sl.data())) >= total, timeout=90,
+                 what="every syslog frame while the json collector stalls")
+        self.assertLess(slow.byte_count(), total * 100, "the stalled collector took it all")
+        rss = rss_kib(agent.pid)
+        self.assertLess(rss, 64 * 1024, "agent RSS while an event output stalls")
+        slow.resume()
+        wait_for(lambda: slow.data().count(b"\n") >= total, timeout=120,
+                 what="every json event after the collector reads again")
+        got = [e["message"] for e in json_events(slow.data())]
+        self.assertEqual(got, log.lines)
+        self.assertEqual(agent.stop(), 0)
 
     def test_multiline_stack_trace_is_one_event(self):
         c = self.collector()
