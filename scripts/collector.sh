@@ -5,7 +5,12 @@
 # `port` (the port it listens on, written before it starts). SIGTERM stops it cleanly.
 #
 #   scripts/collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE] [--max-msg-size BYTES]
-#                        [--print-config]
+#                        [--tls CERTDIR [--tls-auth anon|x509]] [--print-config]
+#
+#   --tls CERTDIR listens with TLS instead (rsyslog: the ossl stream driver, package
+#   rsyslog-openssl; syslog-ng: transport("tls")), with CERTDIR/server.pem, server.key and
+#   ca.pem. --tls-auth x509 requires a client certificate signed by ca.pem (mutual TLS); anon
+#   (the default) asks for none.
 #
 #   --port 0 (the default) picks a free port: rsyslog binds port 0 itself and reports it
 #   (listenPortFileName); for syslog-ng a free port is chosen just before it starts.
@@ -20,13 +25,15 @@ source "$here/lib.sh"
 
 [[ $# -ge 1 ]] || die "usage: collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE]"
 kind="$1"; shift
-dir="" port=0 out="" max_msg=4194304 print_config=0
+dir="" port=0 out="" max_msg=4194304 print_config=0 tls="" tls_auth=anon
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --max-msg-size) max_msg="$2"; shift 2 ;;
+    --tls) tls="$2"; shift 2 ;;
+    --tls-auth) tls_auth="$2"; shift 2 ;;
     --print-config) print_config=1; shift ;;
     *) die "unknown argument: $1" ;;
   esac
@@ -34,6 +41,13 @@ done
 [[ -n $dir ]] || die "--dir is required"
 [[ $port =~ ^[0-9]+$ ]] || die "--port must be a number"
 [[ $max_msg =~ ^[0-9]+$ ]] || die "--max-msg-size must be a number of bytes"
+[[ $tls_auth == anon || $tls_auth == x509 ]] || die "--tls-auth must be anon or x509"
+if [[ -n $tls ]]; then
+  tls="$(cd "$tls" && pwd)"
+  for f in server.pem server.key ca.pem; do
+    [[ -r $tls/$f ]] || die "--tls: $tls/$f is missing"
+  done
+fi
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 out="${out:-$dir/received.log}"
@@ -54,10 +68,16 @@ case "$kind" in
     # maxMessageSize must come before any module is loaded. No parser module strips anything
     # from %rawmsg%; octet-counted framing is off so that a line starting with digits and a
     # space stays a line; control characters (tabs) are kept as they are.
+    tls_global="" tls_module=""
+    if [[ -n $tls ]]; then
+      tls_global="defaultNetstreamDriverCAFile=\"$tls/ca.pem\" defaultNetstreamDriverCertFile=\"$tls/server.pem\" defaultNetstreamDriverKeyFile=\"$tls/server.key\""
+      mode="anon"; [[ $tls_auth == x509 ]] && mode="x509/certvalid"
+      tls_module="streamDriver.name=\"ossl\" streamDriver.mode=\"1\" streamDriver.authMode=\"$mode\""
+    fi
     cat > "$conf" <<EOF
 global(maxMessageSize="$max_msg" workDirectory="$dir/work"
-       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off")
-module(load="imtcp" maxSessions="256")
+       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off" $tls_global)
+module(load="imtcp" maxSessions="256" $tls_module)
 template(name="logsplice_raw" type="string" string="%rawmsg%\n")
 ruleset(name="logsplice_in") {
   action(type="omfile" file="$out" template="logsplice_raw" flushOnTXEnd="on")
@@ -78,13 +98,18 @@ EOF
       port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     fi
     conf="$dir/syslog-ng.conf"
+    transport='transport("tcp")'
+    if [[ -n $tls ]]; then
+      verify="optional-untrusted"; [[ $tls_auth == x509 ]] && verify="required-trusted"
+      transport="transport(\"tls\") tls(key-file(\"$tls/server.key\") cert-file(\"$tls/server.pem\") ca-file(\"$tls/ca.pem\") peer-verify($verify))"
+    fi
     # flags(no-parse): the whole line is ${MESSAGE}, untouched. flow-control: the source stops
     # reading rather than dropping when the file destination lags.
     cat > "$conf" <<EOF
 @version: $version
 options { log-msg-size($max_msg); flush-lines(0); stats-freq(0); use-dns(no); dns-cache(no);
           create-dirs(yes); log-fifo-size(100000); };
-source s_logsplice { network(ip("127.0.0.1") port($port) transport("tcp") flags(no-parse)
+source s_logsplice { network(ip("127.0.0.1") port($port) $transport flags(no-parse)
                             log-msg-size($max_msg) max-connections(100) log-iw-size(100000)); };
 destination d_logsplice { file("$out" template("\${MESSAGE}\n") template-escape(no)); };
 log { source(s_logsplice); destination(d_logsplice); flags(flow-control); };
