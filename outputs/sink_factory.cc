@@ -22,4 +22,9 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
                                        listener, agent.pipe_bytes);
 }
 
+sys::Error reloadTlsOf(Sink& sink) {
+  if (auto* tls = dynamic_cast<TlsEventSink*>(&sink)) return tls->reloadTls();
+  return sys::Error::ok();
+}
+
 }  // namespace logsplice::outputs

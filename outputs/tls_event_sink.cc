@@ -110,12 +110,7 @@ void TlsEventSink::connectionUp() {
 void TlsEventSink::handshakeFailed(const std::string& why) {
   ++handshake_failures_;
   failure_counted_ = true;  // connectionDown must not count it again
-  // Every failure is counted; the log says it once per distinct reason, not once per retry.
-  if (why != last_failure_) {
-    spdlog::warn("output '{}': {} ({}); retrying with backoff, the file is the buffer", name(),
-                 why, conn_.currentPeer());
-    last_failure_ = why;
-  }
+  // The connection logs the reason (a warning for each new outage) and backs off.
   conn_.fail(why, 0);
 }
 

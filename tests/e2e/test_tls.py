@@ -8,6 +8,7 @@ Certificates are made by the test with the openssl CLI: a CA, a server certifica
 """
 
 import os
+import signal
 import subprocess
 
 from support import E2ETest, LineWriter, RealCollector, free_port, main, run_cli, wait_for
@@ -116,6 +117,29 @@ class Tls(E2ETest):
         col = self.tls_collector("syslog-ng")
         self.ship(col, {"ca_file": os.path.join(self.certs, "ca.pem"),
                         "server_name": "localhost"})
+
+    def test_wrong_ca_refused_then_sighup_with_the_good_ca_delivers_everything(self):
+        col = self.tls_collector("rsyslog")
+        other = make_certs(self.path("other-certs"))  # another CA, same names
+        ca = self.path("trusted-ca.pem")
+        with open(os.path.join(other, "ca.pem")) as src, open(ca, "w") as dst:
+            dst.write(src.read())
+        log = LineWriter(self.path("in", "app.log"), tag="ca", payload_bytes=80)
+        log.write(1000)
+        cfg = self.config([{"name": "app", "paths": [log.path], "start_at": "beginning"}],
+                          [{"name": "central", "type": "tcp", "addresses": [col.address],
+                            "inputs": ["app"], "backoff": {"initial": "50ms", "max": "300ms"},
+                            "tls": {"ca_file": ca}}])
+        agent = self.agent(cfg)
+        wait_for(lambda: "certificate verify failed" in agent.stderr_text(), timeout=20,
+                 what="the handshake failure and its reason in the agent's log")
+        self.assertEqual(col.lines(), [])
+        with open(os.path.join(self.certs, "ca.pem")) as src, open(ca, "w") as dst:
+            dst.write(src.read())
+        agent.signal(signal.SIGHUP)
+        col.wait_lines(1000, timeout=30)
+        self.assertLines(log.lines, col.lines())
+        self.assertIn("TLS certificates reloaded", agent.stderr_text())
 
     def test_check_refuses_bad_tls_files(self):
         bad = [
