@@ -37,6 +37,13 @@ sys::Result<std::shared_ptr<TlsContext>> TlsContext::create(std::string output,
         "': tls.ktls is 'require' but this kernel offers no kTLS ('tls' is not in "
         "/proc/sys/net/ipv4/tcp_available_ulp; try `modprobe tls`, or set ktls: auto)");
   }
+  if (cfg.ktls == config::KtlsMode::kRequire) {
+    // The kernel has it, but this build encrypts in userspace only: refusing is the honest
+    // answer to `require`.
+    return sys::Error::invalidConfig("output '" + c->output_ +
+                                     "': tls.ktls is 'require' but this build has no kTLS send "
+                                     "path yet (userspace TLS only); set ktls: auto");
+  }
   auto built = c->build();
   if (!built.ok()) return built.error();
   c->ctx_ = built.value();

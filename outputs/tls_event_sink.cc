@@ -109,6 +109,7 @@ void TlsEventSink::connectionUp() {
 
 void TlsEventSink::handshakeFailed(const std::string& why) {
   ++handshake_failures_;
+  last_handshake_failure_ = why;
   failure_counted_ = true;  // connectionDown must not count it again
   // The connection logs the reason (a warning for each new outage) and backs off.
   conn_.fail(why, 0);
@@ -180,12 +181,12 @@ void TlsEventSink::connectionDown(bool was_connected) {
     // Closed (or reset, the alert unread) before the server showed it took the session: under
     // TLS 1.3 that is how a refused client certificate looks.
     ++handshake_failures_;
-    const std::string why =
+    last_handshake_failure_ =
         "the collector closed the connection right after the TLS handshake (did it refuse our "
         "client certificate?)";
-    if (why != last_failure_) {
-      spdlog::warn("output '{}': {} ({})", name(), why, conn_.currentPeer());
-      last_failure_ = why;
+    if (last_handshake_failure_ != last_failure_) {
+      spdlog::warn("output '{}': {} ({})", name(), last_handshake_failure_, conn_.currentPeer());
+      last_failure_ = last_handshake_failure_;
     }
   }
   resetSession();

@@ -67,6 +67,8 @@ class TlsEventSink : public EventSink, private TcpConnection::Handler {
   TcpConnection& connection() { return conn_; }
   bool tlsEstablished() const { return session_ && session_->established(); }
   uint64_t handshakeFailures() const { return handshake_failures_; }
+  // Why the last handshake failed (OpenSSL's reason, the certificate verify result).
+  const std::string& lastHandshakeFailure() const { return last_handshake_failure_; }
   // "TLSv1.3 TLS_AES_256_GCM_SHA384" once established.
   std::string negotiated() const;
   bool ktlsInUse() const { return false; }
@@ -111,7 +113,8 @@ class TlsEventSink : public EventSink, private TcpConnection::Handler {
   uint64_t plain_total_ = 0;
   std::deque<Record> records_;
   uint64_t handshake_failures_ = 0;
-  std::string last_failure_;
+  std::string last_failure_;  // the last one logged here (once per distinct reason)
+  std::string last_handshake_failure_;
   bool accepted_ = false;  // the server accepted the session (see above)
   bool failure_counted_ = false;
   uv_loop_t* loop_;
