@@ -47,6 +47,10 @@ sys::Result<std::shared_ptr<TlsContext>> TlsContext::create(std::string output,
   auto built = c->build();
   if (!built.ok()) return built.error();
   c->ctx_ = built.value();
+  if (cfg.ktls == config::KtlsMode::kAuto && kernelHasKtls()) {
+    spdlog::info("output '{}': the kernel offers kTLS, but this build encrypts in userspace "
+                 "(logsplice_tls_ktls is 0)", c->output_);
+  }
   if (!cfg.verify) {
     spdlog::warn("output '{}': tls.verify is false: the collector's certificate is NOT checked",
                  c->output_);

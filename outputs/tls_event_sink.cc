@@ -269,6 +269,11 @@ void TlsEventSink::updateAcks() {
 
 void TlsEventSink::stop() {
   pollAcknowledged();
+  if (tlsEstablished() && conn_.state() == TcpConnection::State::kConnected) {
+    // Best effort: what the socket takes now, without waiting.
+    session_->shutdown();
+    (void)flushCipher();
+  }
   conn_.stop();
   resetSession();
 }

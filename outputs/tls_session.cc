@@ -103,6 +103,13 @@ bool TlsSession::write(const char* data, size_t len) {
   return true;
 }
 
+void TlsSession::shutdown() {
+  if (!established_) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
 size_t TlsSession::takeCiphertext(std::string& out) {
   size_t moved = 0;
   while (size_t pending = BIO_ctrl_pending(wbio_)) {

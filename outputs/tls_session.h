@@ -38,6 +38,8 @@ class TlsSession {
   // Encrypts `len` plaintext bytes (all of them: the write BIO is memory) into records of at
   // most 16 KiB; false when the session failed.
   bool write(const char* data, size_t len);
+  // Queues a close_notify (the collector learns the stream ended cleanly, not truncated).
+  void shutdown();
   // Moves the ciphertext waiting in the write BIO to the end of `out`; returns the bytes moved.
   size_t takeCiphertext(std::string& out);
 
