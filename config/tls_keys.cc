@@ -15,8 +15,8 @@
 namespace logsplice::config {
 namespace {
 
-constexpr std::string_view kTlsKeys[] = {"ca_file",     "cert_file", "key_file",
-                                         "server_name", "verify",    "min_version",
+constexpr std::string_view kTlsKeys[] = {"ca_file",     "cert_file",    "key_file",
+                                         "server_name", "verify",       "min_version",
                                          "ciphers",     "ciphersuites", "ktls"};
 
 Mark markOf(const YAML::Node& n) {

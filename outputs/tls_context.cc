@@ -48,8 +48,10 @@ sys::Result<std::shared_ptr<TlsContext>> TlsContext::create(std::string output,
   if (!built.ok()) return built.error();
   c->ctx_ = built.value();
   if (cfg.ktls == config::KtlsMode::kAuto && kernelHasKtls()) {
-    spdlog::info("output '{}': the kernel offers kTLS, but this build encrypts in userspace "
-                 "(logsplice_tls_ktls is 0)", c->output_);
+    spdlog::info(
+        "output '{}': the kernel offers kTLS, but this build encrypts in userspace "
+        "(logsplice_tls_ktls is 0)",
+        c->output_);
   }
   if (!cfg.verify) {
     spdlog::warn("output '{}': tls.verify is false: the collector's certificate is NOT checked",
@@ -58,7 +60,9 @@ sys::Result<std::shared_ptr<TlsContext>> TlsContext::create(std::string output,
   return c;
 }
 
-TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+TlsContext::~TlsContext() {
+  SSL_CTX_free(ctx_);
+}
 
 sys::Result<SSL_CTX*> TlsContext::build() const {
   auto fail = [&](std::string why) -> sys::Result<SSL_CTX*> {
@@ -80,8 +84,8 @@ sys::Result<SSL_CTX*> TlsContext::build() const {
   }
   if (!cfg_.cert_file.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg_.cert_file.c_str()) != 1) {
-      return fail("cannot load certificate '" + cfg_.cert_file + "': " +
-                  opensslError("unknown error"));
+      return fail("cannot load certificate '" + cfg_.cert_file +
+                  "': " + opensslError("unknown error"));
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg_.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
       return fail("cannot load key '" + cfg_.key_file + "': " + opensslError("unknown error"));
@@ -104,8 +108,8 @@ sys::Result<SSL_CTX*> TlsContext::build() const {
 sys::Error TlsContext::reload() {
   auto built = build();
   if (!built.ok()) {
-    spdlog::error("output '{}': TLS reload failed, keeping the running certificates: {}",
-                  output_, built.error().toString());
+    spdlog::error("output '{}': TLS reload failed, keeping the running certificates: {}", output_,
+                  built.error().toString());
     return built.error();
   }
   SSL_CTX_free(ctx_);

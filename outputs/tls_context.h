@@ -31,7 +31,8 @@ class TlsContext {
   const config::TlsConfig& config() const { return cfg_; }
 
  private:
-  TlsContext(std::string output, const config::TlsConfig& cfg) : output_(std::move(output)), cfg_(cfg) {}
+  TlsContext(std::string output, const config::TlsConfig& cfg)
+      : output_(std::move(output)), cfg_(cfg) {}
   sys::Result<SSL_CTX*> build() const;
 
   std::string output_;

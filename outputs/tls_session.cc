@@ -13,7 +13,8 @@ namespace {
 
 bool isIpAddress(const std::string& host) {
   unsigned char buf[sizeof(in6_addr)];
-  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 || ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
+  return ::inet_pton(AF_INET, host.c_str(), buf) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
 constexpr size_t kRecordBytes = 16 * 1024;
@@ -41,11 +42,14 @@ TlsSession::TlsSession(SSL_CTX* ctx, const std::string& host, const std::string&
   }
 }
 
-TlsSession::~TlsSession() { SSL_free(ssl_); }
+TlsSession::~TlsSession() {
+  SSL_free(ssl_);
+}
 
 void TlsSession::setFailure(int rc, const char* what) {
   int err = SSL_get_error(ssl_, rc);
-  std::string reason = opensslError(err == SSL_ERROR_SYSCALL ? "connection closed" : "unknown error");
+  std::string reason =
+      opensslError(err == SSL_ERROR_SYSCALL ? "connection closed" : "unknown error");
   long verify = SSL_get_verify_result(ssl_);
   if (verify != X509_V_OK) {
     reason += std::string(" (certificate verify: ") + X509_verify_cert_error_string(verify) + ")";
@@ -123,7 +127,9 @@ size_t TlsSession::takeCiphertext(std::string& out) {
   return moved;
 }
 
-std::string TlsSession::protocol() const { return SSL_get_version(ssl_); }
+std::string TlsSession::protocol() const {
+  return SSL_get_version(ssl_);
+}
 
 std::string TlsSession::cipher() const {
   const char* c = SSL_get_cipher_name(ssl_);

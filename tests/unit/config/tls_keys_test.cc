@@ -45,9 +45,11 @@ TEST_CASE("tls: every key is read", "[config][tls]") {
   testing::TlsTestCerts certs(dir.path());
   ParseResult r = parseConfigString(withTls("      ca_file: " + certs.path("ca.pem") +
                                             "\n"
-                                            "      cert_file: " + certs.path("client.pem") +
+                                            "      cert_file: " +
+                                            certs.path("client.pem") +
                                             "\n"
-                                            "      key_file: " + certs.path("client.key") +
+                                            "      key_file: " +
+                                            certs.path("client.key") +
                                             "\n"
                                             "      server_name: collector.example\n"
                                             "      verify: false\n"
@@ -130,11 +132,11 @@ TEST_CASE("tls: bad files are config errors naming the file", "[config][tls]") {
   };
   const Case cases[] = {
       {"      ca_file: " + not_pem + "\n", "CA file '" + not_pem + "' holds no PEM certificate"},
-      {"      cert_file: " + certs.path("expired.pem") + "\n      key_file: " +
-           certs.path("expired.key") + "\n",
+      {"      cert_file: " + certs.path("expired.pem") +
+           "\n      key_file: " + certs.path("expired.key") + "\n",
        "certificate '" + certs.path("expired.pem") + "' has expired"},
-      {"      cert_file: " + certs.path("client.pem") + "\n      key_file: " +
-           certs.path("server.key") + "\n",
+      {"      cert_file: " + certs.path("client.pem") +
+           "\n      key_file: " + certs.path("server.key") + "\n",
        "key '" + certs.path("server.key") + "' does not match certificate '" +
            certs.path("client.pem") + "'"},
       {"      cert_file: " + not_pem + "\n      key_file: " + certs.path("client.key") + "\n",

@@ -85,9 +85,7 @@ struct Fixture {
     cfg.connect_timeout = std::chrono::milliseconds(2000);
     cfg.tls.emplace();
     cfg.tls->ca_file = certs.path("ca.pem");
-    listener.on_rewind = [this](const std::vector<SinkListener::Rewind>& r) {
-      pending_rewind = r;
-    };
+    listener.on_rewind = [this](const std::vector<SinkListener::Rewind>& r) { pending_rewind = r; };
   }
   ~Fixture() {
     if (sink) sink->close(nullptr);
