@@ -8,8 +8,10 @@ Certificates are made by the test with the openssl CLI: a CA, a server certifica
 """
 
 import os
+import re
 import signal
 import subprocess
+import urllib.request
 
 from support import E2ETest, LineWriter, RealCollector, free_port, main, run_cli, wait_for
 from support_net import COLLECTOR_SCRIPT
@@ -129,11 +131,21 @@ class Tls(E2ETest):
         cfg = self.config([{"name": "app", "paths": [log.path], "start_at": "beginning"}],
                           [{"name": "central", "type": "tcp", "addresses": [col.address],
                             "inputs": ["app"], "backoff": {"initial": "50ms", "max": "300ms"},
-                            "tls": {"ca_file": ca}}])
+                            "tls": {"ca_file": ca}}],
+                          agent={"metrics": {"listen": "127.0.0.1:0"}})
         agent = self.agent(cfg)
         wait_for(lambda: "certificate verify failed" in agent.stderr_text(), timeout=20,
                  what="the handshake failure and its reason in the agent's log")
         self.assertEqual(col.lines(), [])
+        port = wait_for(lambda: re.search(r"metrics listening on \S+ \(port (\d+)\)",
+                                          agent.stderr_text()), what="metrics port").group(1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            page = r.read().decode()
+        failures = re.search(r'^logsplice_tls_handshake_failures_total\{output="central"\} (\S+)$',
+                             page, re.M)
+        self.assertIsNotNone(failures, page)
+        self.assertGreaterEqual(float(failures.group(1)), 1)
+        self.assertRegex(page, r'(?m)^logsplice_tls_ktls\{output="central"\} 0$')
         with open(os.path.join(self.certs, "ca.pem")) as src, open(ca, "w") as dst:
             dst.write(src.read())
         agent.signal(signal.SIGHUP)
