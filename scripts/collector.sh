@@ -70,14 +70,14 @@ case "$kind" in
     # space stays a line; control characters (tabs) are kept as they are.
     tls_global="" tls_module=""
     if [[ -n $tls ]]; then
-      tls_global="defaultNetstreamDriverCAFile=\"$tls/ca.pem\" defaultNetstreamDriverCertFile=\"$tls/server.pem\" defaultNetstreamDriverKeyFile=\"$tls/server.key\""
+      tls_global=" defaultNetstreamDriverCAFile=\"$tls/ca.pem\" defaultNetstreamDriverCertFile=\"$tls/server.pem\" defaultNetstreamDriverKeyFile=\"$tls/server.key\""
       mode="anon"; [[ $tls_auth == x509 ]] && mode="x509/certvalid"
-      tls_module="streamDriver.name=\"ossl\" streamDriver.mode=\"1\" streamDriver.authMode=\"$mode\""
+      tls_module=" streamDriver.name=\"ossl\" streamDriver.mode=\"1\" streamDriver.authMode=\"$mode\""
     fi
     cat > "$conf" <<EOF
 global(maxMessageSize="$max_msg" workDirectory="$dir/work"
-       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off" $tls_global)
-module(load="imtcp" maxSessions="256" $tls_module)
+       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off"$tls_global)
+module(load="imtcp" maxSessions="256"$tls_module)
 template(name="logsplice_raw" type="string" string="%rawmsg%\n")
 ruleset(name="logsplice_in") {
   action(type="omfile" file="$out" template="logsplice_raw" flushOnTXEnd="on")
