@@ -71,7 +71,7 @@ sys::Error Agent::start() {
   router_ = std::make_unique<Router>(&loop_, cfg_.agent, *store_);
   if (auto err = router_->start()) return err;
   for (const auto& out : cfg_.outputs) {
-    if (auto err = router_->addSink(makeSink(out), out.inputs)) {
+    if (auto err = router_->addSink(makeSink(out, cfg_), out.inputs)) {
       return sys::Error(err.code(), "output '" + out.name + "': " + err.toString(), err.sysErrno());
     }
   }
@@ -168,8 +168,9 @@ void Agent::onSignal(int signum) {
   }
 }
 
-std::unique_ptr<outputs::Sink> Agent::makeSink(const config::OutputConfig& out) {
-  return outputs::makeSink(&loop_, out, *router_, cfg_.agent);
+std::unique_ptr<outputs::Sink> Agent::makeSink(const config::OutputConfig& out,
+                                               const config::Config& cfg) {
+  return outputs::makeSink(&loop_, out, *router_, cfg.agent, cfg.inputs);
 }
 
 void Agent::startTailer(const config::InputConfig& in) {
@@ -195,7 +196,9 @@ void Agent::closeTailer(size_t index) {
 namespace {
 
 // Outputs and inputs compare by value: an entry whose YAML changed in any way is replaced.
-std::string describe(const config::OutputConfig& o) {
+// An event output (format syslog or json) also changes with what its events carry from the
+// rest of the config: the host name, and the fields and multiline rules of its inputs.
+std::string describe(const config::OutputConfig& o, const config::Config& cfg) {
   std::ostringstream s;
   s << o.name << '|';
   for (const auto& i : o.inputs) s << i << ',';
@@ -203,7 +206,23 @@ std::string describe(const config::OutputConfig& o) {
     s << "tcp|";
     for (const auto& a : t->addresses) s << a.toString() << ',';
     s << t->backoff.initial.count() << ',' << t->backoff.max.count() << ','
-      << t->connect_timeout.count() << ',' << t->keepalive.count();
+      << t->connect_timeout.count() << ',' << t->keepalive.count() << '|'
+      << static_cast<int>(t->format);
+    if (t->format != config::EventFormat::kRaw) {
+      s << ',' << static_cast<int>(t->framing) << ',' << t->facility << ',' << t->severity << ','
+        << t->app_name.size() << ':' << t->app_name << '|' << cfg.agent.hostname.size() << ':'
+        << cfg.agent.hostname;
+      for (const auto& in : cfg.inputs) {
+        if (std::find(o.inputs.begin(), o.inputs.end(), in.name) == o.inputs.end()) continue;
+        s << '|' << in.name << ':';
+        for (const auto& [k, v] : in.fields) s << k.size() << ':' << k << v.size() << ':' << v;
+        if (in.multiline) {
+          const auto& m = *in.multiline;
+          s << "|ml" << m.start_pattern.size() << ':' << m.start_pattern << ','
+            << m.timeout.count() << ',' << m.max_bytes;
+        }
+      }
+    }
     if (t->tls) {
       const auto& x = *t->tls;
       s << "|tls|" << x.ca_file << ',' << x.cert_file << ',' << x.key_file << ','
@@ -263,9 +282,9 @@ void Agent::reload() {
     if (it == new_outputs.end()) {
       router_->removeSink(o.name);
       ++removed;
-    } else if (describe(o) != describe(*it->second)) {
+    } else if (describe(o, cfg_) != describe(*it->second, next)) {
       router_->removeSink(o.name);  // its delivered offsets stay in the store...
-      if (auto err = router_->addSinkLive(makeSink(*it->second), it->second->inputs)) {
+      if (auto err = router_->addSinkLive(makeSink(*it->second, next), it->second->inputs)) {
         spdlog::error("reload: output '{}': {}", o.name, err.toString());
       }  // ...and the new one resumes from them
       ++changed;
@@ -278,7 +297,7 @@ void Agent::reload() {
     bool existed = std::any_of(cfg_.outputs.begin(), cfg_.outputs.end(),
                                [&](const config::OutputConfig& c) { return c.name == o.name; });
     if (existed) continue;
-    if (auto err = router_->addSinkLive(makeSink(o), o.inputs)) {
+    if (auto err = router_->addSinkLive(makeSink(o, next), o.inputs)) {
       spdlog::error("reload: output '{}': {}", o.name, err.toString());
     }
     ++added;

@@ -56,7 +56,9 @@ class Agent {
   void finish();
   void writeCheckpoint();
   void reload();
-  std::unique_ptr<outputs::Sink> makeSink(const config::OutputConfig& out);
+  // The sink of `out` as `cfg` (the running config, or the one a reload moves to) describes it.
+  std::unique_ptr<outputs::Sink> makeSink(const config::OutputConfig& out,
+                                          const config::Config& cfg);
   void startTailer(const config::InputConfig& in);
   void closeTailer(size_t index);
   void closeAll();

@@ -11,7 +11,8 @@ import os
 import statistics
 import sys
 
-BASELINE = {"catchup": "splice", "fanout": "tee+splice", "archive": "splice"}
+BASELINE = {"catchup": "splice", "fanout": "tee+splice", "archive": "splice",
+            "events-syslog": "frame baseline (syslog)", "events-json": "frame baseline (json)"}
 # A second CPU ratio where the target names another baseline (fan-out: <= 0.8x the copying
 # read-once-write-N).
 SECOND_BASELINE = {"fanout": "read once, write N"}
@@ -19,7 +20,17 @@ TITLES = {
     "catchup": "Catch-up: file in page cache from the beginning → 1 TCP sink",
     "fanout": "Fan-out: same file → {sinks} TCP sinks + 1 archive file",
     "archive": "Archive only: file → archive file on the same ext4",
+    "events-syslog": "Events as syslog: file from the beginning → 1 receiver, RFC 5424 with octet counting",
+    "events-json": "Events as JSON: file from the beginning → 1 receiver, one JSON object per line",
 }
+EVENTS_NOTE = ("Every line becomes one event, so every byte is read into userspace and framed: no "
+               "splice here. The baseline is `bench/src/frame_baseline.c` (read 1 MiB blocks, cut lines, "
+               "frame, write 1 MiB), the practical limit of a copying framer. MB/s and CPU per GB count "
+               "bytes of the source file; the receiver counts frames (syslog) or lines (JSON) and a run "
+               "is ok when every line arrived as one. Peers: rsyslog imfile → omfwd "
+               "(`RSYSLOG_SyslogProtocol23Format`, `TCP_Framing=\"octet-counted\"`; JSON: a `jsonf` "
+               "list template), syslog-ng wildcard-file → `syslog()` destination (RFC 5424, octet "
+               "counting; JSON: `network()` with `$(format-json)`).")
 
 
 def med(xs):
@@ -237,6 +248,18 @@ def main():
                   "CPU % is the contender's CPU time over the window from the first append to the last line "
                   "received; latency is receipt time minus the time stamped into the line just before its "
                   "`write()`.", ""] + live_table(rs) + [""]
+    for fmt_ in ("syslog", "json"):
+        rs = by(results, f"events-{fmt_}")
+        if rs:
+            L += ["## " + TITLES[f"events-{fmt_}"], "", EVENTS_NOTE, ""] + \
+                transfer_table(rs, f"events-{fmt_}", meta) + [""]
+    rate = cfg.get("events_live_rate")
+    rs = by(results, f"events-live-{rate}")
+    if rs:
+        L += [f"## Live tail as syslog events: {rate:,} lines/s for {cfg['live_seconds']:.0f} s", "",
+              "As the live tail above, each line shipped as an RFC 5424 message with octet counting; the "
+              "receiver parses the frames and the stamp at the end of each MSG. No baseline: "
+              "frame_baseline does not follow a file.", ""] + live_table(rs) + [""]
     rs = by(results, "outage")
     if rs:
         L += [f"## Outage: collector refusing while {cfg['outage_bytes'] / 2**20:.0f} MiB are appended, then back", "",

@@ -107,11 +107,10 @@ std::string tlsFilesProblem(const TlsConfig& tls) {
   return {};
 }
 
-void parseTlsKeys(const YAML::Node& node, const std::string& file, TlsConfig& tls,
-                  std::vector<ConfigError>& errors) {
+void parseTlsKeys(YamlReader& yaml, const YAML::Node& node, TlsConfig& tls) {
   tls.mark = markOf(node);
   auto error = [&](const YAML::Node& at, std::string message) {
-    errors.push_back(ConfigError{file, markOf(at), std::move(message)});
+    yaml.error(markOf(at), std::move(message));
   };
   if (!node.IsMap()) {
     error(node, "'tls' must be a map");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/yaml_reader.h"
 
 namespace logsplice::config {
 
@@ -13,8 +14,7 @@ namespace logsplice::config {
 // key or value, and loads the files it names with OpenSSL so that an unreadable file, a bad CA
 // file, an expired certificate or a key that does not match its certificate is a config error
 // at `check` and at start, naming the file.
-void parseTlsKeys(const YAML::Node& node, const std::string& file, TlsConfig& tls,
-                  std::vector<ConfigError>& errors);
+void parseTlsKeys(YamlReader& yaml, const YAML::Node& node, TlsConfig& tls);
 
 // The file checks alone ("" when the files are good), for a reload that re-reads them.
 std::string tlsFilesProblem(const TlsConfig& tls);

@@ -14,6 +14,12 @@ namespace {
 // Framed bytes are kept in chunks of about this size, written with one writev.
 constexpr size_t kOutChunkBytes = 64 * 1024;
 constexpr int kMaxIov = 64;
+// Breaks remembered for the line that continues after them; more means files that stopped
+// after a break (a final line without newline): the oldest are forgotten (a continuation then
+// is not marked as a piece, nothing else changes).
+constexpr size_t kMaxBreakMarks = 1024;
+// How often the multiline timer looks for idle events, at most.
+constexpr uint64_t kFlushTickMs = 100;
 
 }  // namespace
 
@@ -53,7 +59,23 @@ std::string& EventSink::outTail() {
   return out_.back();
 }
 
+void EventSink::noteBreak(uint64_t file_id, uint64_t generation, uint64_t offset) {
+  if (breaks_.size() >= kMaxBreakMarks) breaks_.erase(breaks_.begin());
+  breaks_.push_back({file_id, generation, offset});
+}
+
+bool EventSink::takeBreak(uint64_t file_id, uint64_t generation, uint64_t offset) {
+  for (auto it = breaks_.begin(); it != breaks_.end(); ++it) {
+    if (it->file_id == file_id && it->generation == generation && it->offset == offset) {
+      breaks_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
 void EventSink::startLine(const Segment& seg, uint64_t file_offset) {
+  line_.after_break = !breaks_.empty() && takeBreak(seg.file_id, seg.generation, file_offset);
   line_.active = true;
   line_.file_id = seg.file_id;
   line_.generation = seg.generation;
@@ -62,35 +84,66 @@ void EventSink::startLine(const Segment& seg, uint64_t file_offset) {
   line_begin_ = scan_;
 }
 
-void EventSink::emitLine(size_t end, size_t consumed, uint64_t offset_end, bool partial) {
+void EventSink::emitLine(size_t end, size_t consumed, uint64_t offset_end, bool partial,
+                         bool broken) {
+  const size_t len = end - line_begin_;
+  const bool continues = line_.after_break || line_.next_offset != line_.start;
   LineView v;
-  v.bytes = std::string_view(buf_.data() + line_begin_, end - line_begin_);
+  v.bytes = std::string_view(buf_.data() + line_begin_, len);
   v.file_id = line_.file_id;
   v.generation = line_.generation;
   v.offset = line_.next_offset;
   v.source = line_.source.get();
   v.partial = partial;
+  v.piece = partial || broken || continues;
+  emit_stream_end_ = buf_stream_pos_ + consumed;
+  MultilineStage::Rule* rule = stage_ ? stage_->ruleFor(v.source) : nullptr;
+  if (rule != nullptr) {
+    const uint64_t piece_end = partial ? line_.next_offset + len : offset_end;
+    stage_->push(*rule, v, line_.source, piece_end, continues, !partial, stage_output_);
+    accountStream(emit_stream_end_);
+  } else {
+    frameEvent(v, line_.start, offset_end, !partial, line_.after_break);
+  }
+  if (broken) noteBreak(line_.file_id, line_.generation, offset_end);
+  line_.next_offset += len;
+  line_begin_ = consumed;
+  if (!partial) line_.active = false;
+}
+
+void EventSink::frameEvent(const LineView& v, uint64_t begin, uint64_t end, bool complete,
+                           bool continues) {
   std::string& tail = outTail();
   size_t before = tail.size();
   framer_->frame(v, tail);
   size_t framed = tail.size() - before;
   unwritten_ += framed;
   wire_framed_ += framed;
-  in_flight_.push_back({wire_framed_, buf_stream_pos_ + consumed, line_.file_id,
-                        line_.generation, line_.start, offset_end, !partial, false});
-  line_.next_offset += end - line_begin_;
-  line_begin_ = consumed;
-  if (!partial) line_.active = false;
+  ++events_framed_;
+  in_flight_.push_back({wire_framed_, emit_stream_end_, v.file_id, v.generation, begin, end,
+                        complete, false, continues});
+}
+
+void EventSink::accountStream(uint64_t pos) {
+  if (in_flight_.empty()) {
+    stream_delivered_ = std::max(stream_delivered_, pos);
+  } else {
+    in_flight_.back().stream_end = std::max(in_flight_.back().stream_end, pos);
+  }
 }
 
 void EventSink::skipByte() {
   ++scan_;
   line_begin_ = scan_;
-  in_flight_.push_back({wire_framed_, buf_stream_pos_ + scan_, 0, 0, 0, 0, false, true});
+  in_flight_.push_back({wire_framed_, buf_stream_pos_ + scan_, 0, 0, 0, 0, false, true, false});
 }
 
 bool EventSink::cutLines() {
   const size_t scan_before = scan_, events_before = in_flight_.size();
+  if (scan_ < buf_len_ || bufferFullOfOneLine()) {
+    framer_->beginBatch();
+    if (stage_) stage_->beginBatch();
+  }
   while (scan_ < buf_len_ && !atLimit()) {
     if (segments_.empty()) break;  // cannot happen: every byte read was registered
     const Segment& seg = segments_.front();
@@ -107,7 +160,7 @@ bool EventSink::cutLines() {
         skipByte();
         continue;
       }
-      emitLine(scan_, scan_ + 1, seg.offset, false);
+      emitLine(scan_, scan_ + 1, seg.offset, false, true);
       scan_ += 1;
       continue;
     }
@@ -119,7 +172,7 @@ bool EventSink::cutLines() {
         skipByte();
         continue;
       }
-      emitLine(scan_, scan_ + 1, seg.offset + seg.length, false);
+      emitLine(scan_, scan_ + 1, seg.offset + seg.length, false, true);
       scan_ += 1;
       continue;
     }
@@ -132,11 +185,11 @@ bool EventSink::cutLines() {
       continue;
     }
     size_t nl = static_cast<size_t>(p - buf_.data());
-    emitLine(nl, nl + 1, file_offset + (nl - scan_) + 1, false);
+    emitLine(nl, nl + 1, file_offset + (nl - scan_) + 1, false, false);
     scan_ = nl + 1;
   }
   // A line that fills the whole buffer: frame what there is as a piece.
-  if (bufferFullOfOneLine() && !atLimit()) emitLine(buf_len_, buf_len_, 0, true);
+  if (bufferFullOfOneLine() && !atLimit()) emitLine(buf_len_, buf_len_, 0, true, false);
   return scan_ != scan_before || in_flight_.size() != events_before;
 }
 
@@ -223,7 +276,68 @@ void EventSink::drain() {
     read_any = true;
   }
   if (canDeliver()) waitWritable(unwritten_ > 0);
+  armFlushTimer();
   if (read_any) listener_.sinkReady(*this);
+}
+
+sys::Error EventSink::setMultiline(uv_loop_t* loop, std::unique_ptr<MultilineStage> stage) {
+  stage_ = std::move(stage);
+  if (!stage_) return sys::Error::ok();
+  if (int rc = flush_timer_.init(uv_timer_init, loop, this); rc != 0) {
+    stage_.reset();
+    return sys::Error::io(std::string("uv_timer_init: ") + uv_strerror(rc));
+  }
+  return sys::Error::ok();
+}
+
+void EventSink::armFlushTimer() {
+  if (!flush_timer_ || flush_armed_ || !stage_ || !stage_->pending()) return;
+  uint64_t every =
+      std::min<uint64_t>(kFlushTickMs, std::max<int64_t>(1, stage_->shortestTimeout().count()));
+  flush_armed_ = true;
+  uv_timer_start(
+      flush_timer_.get(), [](uv_timer_t* t) { static_cast<EventSink*>(t->data)->onFlushTimer(); },
+      every, every);
+}
+
+void EventSink::onFlushTimer() {
+  if (!stage_ || !stage_->pending()) {
+    uv_timer_stop(flush_timer_.get());
+    flush_armed_ = false;
+    return;
+  }
+  if (!canDeliver()) return;
+  framer_->beginBatch();
+  stage_->beginBatch();
+  // The lines of an event emitted now were read out of the pipe earlier (the open line, if
+  // any, is not part of it).
+  emit_stream_end_ = buf_stream_pos_ + line_begin_;
+  if (!in_flight_.empty()) {
+    emit_stream_end_ = std::max(emit_stream_end_, in_flight_.back().stream_end);
+  }
+  emit_stream_end_ = std::max(emit_stream_end_, stream_delivered_);
+  stage_->flushIdle(stage_output_);
+  drain();  // writes what was framed
+}
+
+void EventSink::stopEvents() {
+  if (flush_timer_) uv_timer_stop(flush_timer_.get());
+  flush_armed_ = false;
+}
+
+void EventSink::closeEvents(std::function<void()> then) {
+  flush_armed_ = false;
+  flush_timer_.close(std::move(then));
+}
+
+void EventSink::collectMetrics(sys::MetricWriter& w) const {
+  Sink::collectMetrics(w);
+  const sys::MetricLabels by_output = {{"output", name_}};
+  w.counter("logsplice_events_sent_total", "Events framed for this output.", by_output,
+            static_cast<double>(events_framed_));
+  w.counter("logsplice_event_invalid_utf8_total",
+            "Ill-formed UTF-8 sequences replaced by U+FFFD in this output's events.", by_output,
+            static_cast<double>(framer_->invalidUtf8()));
 }
 
 bool EventSink::acknowledgedWire(uint64_t wire_pos) {
@@ -233,7 +347,7 @@ bool EventSink::acknowledgedWire(uint64_t wire_pos) {
   while (!in_flight_.empty() && in_flight_.front().wire_end <= wire_pos) {
     const InFlight& e = in_flight_.front();
     if (e.complete) reached[e.file_id] = {e.generation, e.offset_end};
-    stream_delivered_ = e.stream_end;
+    stream_delivered_ = std::max(stream_delivered_, e.stream_end);
     in_flight_.pop_front();
     popped = true;
   }
@@ -245,26 +359,40 @@ bool EventSink::acknowledgedWire(uint64_t wire_pos) {
 
 void EventSink::rewindEvents() {
   std::map<uint64_t, SinkListener::Rewind> earliest;
-  auto note = [&](uint64_t file_id, uint64_t generation, uint64_t offset) {
-    auto [it, added] = earliest.try_emplace(file_id, SinkListener::Rewind{file_id, generation,
-                                                                          offset, false});
-    if (!added && offset < it->second.offset) it->second.offset = offset;
+  std::map<uint64_t, bool> at_break;  // the rewind point follows a break
+  auto note = [&](uint64_t file_id, uint64_t generation, uint64_t offset, bool after_break) {
+    auto [it, added] =
+        earliest.try_emplace(file_id, SinkListener::Rewind{file_id, generation, offset, false});
+    if (added || offset < it->second.offset) {
+      it->second.offset = offset;
+      at_break[file_id] = after_break;
+    }
   };
   for (const InFlight& e : in_flight_) {
-    if (!e.stray) note(e.file_id, e.generation, e.line_start);
+    if (!e.stray) note(e.file_id, e.generation, e.line_start, e.continues);
   }
-  if (line_.active) note(line_.file_id, line_.generation, line_.start);
+  if (line_.active) note(line_.file_id, line_.generation, line_.start, line_.after_break);
+  if (stage_) {
+    stage_->forEachPending([&](uint64_t file_id, uint64_t generation, uint64_t begin) {
+      note(file_id, generation, begin, false);
+    });
+    stage_->reset();
+  }
   uint64_t pos = head_stream_pos_;
   const uint64_t scanned = buf_stream_pos_ + scan_;
   for (const Segment& seg : segments_) {
     uint64_t nf = seg.newline_first ? 1 : 0;
     uint64_t into = scanned > pos ? scanned - pos : 0;
     uint64_t file_into = std::min(into > nf ? into - nf : 0, seg.length);
-    note(seg.file_id, seg.generation, seg.offset + file_into);
+    note(seg.file_id, seg.generation, seg.offset + file_into, false);
     pos += seg.streamBytes();
   }
   std::vector<SinkListener::Rewind> rewinds;
-  for (auto& [id, r] : earliest) rewinds.push_back(r);
+  for (auto& [id, r] : earliest) {
+    rewinds.push_back(r);
+    // The resend starts with the bytes after a break: they are still a piece.
+    if (at_break[id]) noteBreak(r.file_id, r.generation, r.offset);
+  }
 
   buf_len_ = scan_ = line_begin_ = 0;
   buf_stream_pos_ = 0;
@@ -274,6 +402,7 @@ void EventSink::rewindEvents() {
   unwritten_ = 0;
   wire_framed_ = wire_written_ = 0;
   in_flight_.clear();
+  emit_stream_end_ = 0;
   dropInFlight(rewinds);
 }
 

@@ -1,22 +1,55 @@
 #include "outputs/sink_factory.h"
 
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
 #include "outputs/archive_sink.h"
+#include "outputs/event_framer.h"
+#include "outputs/multiline_stage.h"
+#include "outputs/tcp_event_sink.h"
 #include "outputs/tcp_sink.h"
 #include "outputs/tls_event_sink.h"
 
 namespace logsplice::outputs {
 
 std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
-                               SinkListener& listener, const config::AgentConfig& agent) {
+                               SinkListener& listener, const config::AgentConfig& agent,
+                               const std::vector<config::InputConfig>& inputs) {
   if (const auto* tcp = std::get_if<config::TcpOutput>(&out.kind)) {
-    if (tcp->tls) {
+    if (tcp->tls && tcp->format == config::EventFormat::kRaw) {
       // Userspace TLS reads the pipe anyway, so a raw output goes through the event sink with
-      // the identity framer (exact per-line delivery). The event formats' framers plug in here
-      // the same way once the format wiring lands.
+      // the identity framer: exact per-line delivery and resend points.
       return std::make_unique<TlsEventSink>(loop, out.name, *tcp, listener, agent.pipe_bytes,
                                             std::make_unique<RawLineFramer>());
     }
-    return std::make_unique<TcpSink>(loop, out.name, *tcp, listener, agent.pipe_bytes);
+    if (tcp->format == config::EventFormat::kRaw) {
+      return std::make_unique<TcpSink>(loop, out.name, *tcp, listener, agent.pipe_bytes);
+    }
+    std::vector<config::InputConfig> routed;
+    for (const config::InputConfig& in : inputs) {
+      if (std::find(out.inputs.begin(), out.inputs.end(), in.name) != out.inputs.end()) {
+        routed.push_back(in);
+      }
+    }
+    auto framer = std::make_unique<EventFramer>(agent, *tcp, routed);
+    std::unique_ptr<EventSink> sink;
+    if (tcp->tls) {
+      sink = std::make_unique<TlsEventSink>(loop, out.name, *tcp, listener, agent.pipe_bytes,
+                                            std::move(framer));
+    } else {
+      sink = std::make_unique<TcpEventSink>(loop, out.name, *tcp, listener, agent.pipe_bytes,
+                                            std::move(framer));
+    }
+    // config/ compiled every pattern already: an error here is a bug, reported, and the lines
+    // of that output then go out one event each rather than not at all.
+    auto stage = MultilineStage::create(routed);
+    if (!stage.ok()) {
+      spdlog::error("output '{}': {}", out.name, stage.error().toString());
+    } else if (auto err = sink->setMultiline(loop, std::move(stage.value()))) {
+      spdlog::error("output '{}': {}", out.name, err.toString());
+    }
+    return sink;
   }
   return std::make_unique<ArchiveSink>(loop, out.name, std::get<config::ArchiveOutput>(out.kind),
                                        listener, agent.pipe_bytes);

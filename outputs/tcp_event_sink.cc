@@ -48,12 +48,19 @@ void TcpEventSink::updateAcks() {
 
 void TcpEventSink::stop() {
   pollAcknowledged();
+  stopEvents();  // a pending multiline event is not sent: it is read again after a restart
   conn_.stop();
 }
 
 void TcpEventSink::close(std::function<void()> on_closed) {
   stop();
-  conn_.close(std::move(on_closed));
+  // Both close asynchronously (and may outlive this object): call back after the last one.
+  auto pending = std::make_shared<int>(2);
+  auto done = [pending, cb = std::move(on_closed)] {
+    if (--*pending == 0 && cb) cb();
+  };
+  closeEvents(done);
+  conn_.close(done);
 }
 
 }  // namespace logsplice::outputs

@@ -274,18 +274,20 @@ void TlsEventSink::stop() {
     session_->shutdown();
     (void)flushCipher();
   }
+  stopEvents();  // a pending multiline event is not sent: it is read again after a restart
   conn_.stop();
   resetSession();
 }
 
 void TlsEventSink::close(std::function<void()> on_closed) {
   stop();
-  // Two closes: the connection's handles, then our timer.
-  auto pending = std::make_shared<int>(2);
+  // Three close asynchronously (and may outlive this object): call back after the last one.
+  auto pending = std::make_shared<int>(3);
   auto done = [pending, cb = std::move(on_closed)] {
     if (--*pending == 0 && cb) cb();
   };
   handshake_timer_.close(done);
+  closeEvents(done);
   conn_.close(done);
 }
 

@@ -5,16 +5,23 @@
 # `port` (the port it listens on, written before it starts). SIGTERM stops it cleanly.
 #
 #   scripts/collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE] [--max-msg-size BYTES]
-#                        [--tls CERTDIR [--tls-auth anon|x509]] [--print-config]
-#
-#   --tls CERTDIR listens with TLS instead (rsyslog: the ossl stream driver, package
-#   rsyslog-openssl; syslog-ng: transport("tls")), with CERTDIR/server.pem, server.key and
-#   ca.pem. --tls-auth x509 requires a client certificate signed by ca.pem (mutual TLS); anon
-#   (the default) asks for none.
+#                        [--syslog-parse] [--tls CERTDIR [--tls-auth anon|x509]] [--print-config]
 #
 #   --port 0 (the default) picks a free port: rsyslog binds port 0 itself and reports it
 #   (listenPortFileName); for syslog-ng a free port is chosen just before it starts.
 #   --out defaults to DIR/received.log; --max-msg-size defaults to 4194304 (4 MiB).
+#
+# --tls CERTDIR: listens with TLS instead (rsyslog: the ossl stream driver, package
+# rsyslog-openssl; syslog-ng: transport("tls")), with CERTDIR/server.pem, server.key and ca.pem.
+# --tls-auth x509 requires a client certificate signed by ca.pem (mutual TLS); anon (the
+# default) asks for none.
+#
+# --syslog-parse: the collector parses RFC 5424 messages instead (octet-counted framing, RFC
+# 6587, or LF-delimited) and writes one JSON object per message to FILE, one per line, so that
+# a multiline MSG stays one record:
+#   rsyslog:   {"host":..,"app":..,"sd":"[raw STRUCTURED-DATA]","msg":..}
+#   syslog-ng: {"host":..,"app":..,"sd":{"logsplice@32473":{"file":..,"offset":..,..}},"msg":..}
+# (what each does with NUL, invalid UTF-8 and control bytes: tests/e2e/README.md).
 #
 # Limits (see tests/e2e/README.md): both drop empty lines; a line longer than --max-msg-size is
 # split into pieces of that size (syslog-ng keeps every byte; rsyslog 8.2302 loses one byte at
@@ -25,16 +32,17 @@ source "$here/lib.sh"
 
 [[ $# -ge 1 ]] || die "usage: collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE]"
 kind="$1"; shift
-dir="" port=0 out="" max_msg=4194304 print_config=0 tls="" tls_auth=anon
+dir="" port=0 out="" max_msg=4194304 print_config=0 parse=0 tls="" tls_auth=anon
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --port) port="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --max-msg-size) max_msg="$2"; shift 2 ;;
+    --print-config) print_config=1; shift ;;
+    --syslog-parse) parse=1; shift ;;
     --tls) tls="$2"; shift 2 ;;
     --tls-auth) tls_auth="$2"; shift 2 ;;
-    --print-config) print_config=1; shift ;;
     *) die "unknown argument: $1" ;;
   esac
 done
@@ -65,16 +73,17 @@ case "$kind" in
       port_params="port=\"$port\""
       echo "$port" > "$dir/port"
     fi
-    # maxMessageSize must come before any module is loaded. No parser module strips anything
-    # from %rawmsg%; octet-counted framing is off so that a line starting with digits and a
-    # space stays a line; control characters (tabs) are kept as they are.
     tls_global="" tls_module=""
     if [[ -n $tls ]]; then
       tls_global=" defaultNetstreamDriverCAFile=\"$tls/ca.pem\" defaultNetstreamDriverCertFile=\"$tls/server.pem\" defaultNetstreamDriverKeyFile=\"$tls/server.key\""
       mode="anon"; [[ $tls_auth == x509 ]] && mode="x509/certvalid"
       tls_module=" streamDriver.name=\"ossl\" streamDriver.mode=\"1\" streamDriver.authMode=\"$mode\""
     fi
-    cat > "$conf" <<EOF
+    # maxMessageSize must come before any module is loaded. No parser module strips anything
+    # from %rawmsg%; octet-counted framing is off so that a line starting with digits and a
+    # space stays a line; control characters (tabs) are kept as they are.
+    if [[ $parse -eq 0 ]]; then
+      cat > "$conf" <<EOF
 global(maxMessageSize="$max_msg" workDirectory="$dir/work"
        parser.escapeControlCharactersOnReceive="off" net.enableDNS="off"$tls_global)
 module(load="imtcp" maxSessions="256"$tls_module)
@@ -85,6 +94,29 @@ ruleset(name="logsplice_in") {
 input(type="imtcp" address="127.0.0.1" $port_params ruleset="logsplice_in"
       supportOctetCountedFraming="off")
 EOF
+    else
+      # RFC 5424 parsing: the default parser chain (pmrfc5424, then pmrfc3164) reads
+      # "<PRI>1 ...". Control characters are kept on receive (a multiline MSG keeps its
+      # newlines) and escaped on output by the JSON template (format="jsonf"), so each message
+      # is one line of FILE. imtcp takes octet-counted frames ("LEN SP MSG") and LF-delimited
+      # ones on the same port (supportOctetCountedFraming, on by default; set here anyway).
+      cat > "$conf" <<EOF
+global(maxMessageSize="$max_msg" workDirectory="$dir/work"
+       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off"$tls_global)
+module(load="imtcp" maxSessions="256"$tls_module)
+template(name="logsplice_event" type="list" option.jsonf="on") {
+  property(outname="host" name="hostname" format="jsonf")
+  property(outname="app" name="app-name" format="jsonf")
+  property(outname="sd" name="structured-data" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+}
+ruleset(name="logsplice_in") {
+  action(type="omfile" file="$out" template="logsplice_event" flushOnTXEnd="on")
+}
+input(type="imtcp" address="127.0.0.1" $port_params ruleset="logsplice_in"
+      supportOctetCountedFraming="on")
+EOF
+    fi
     [[ $print_config -eq 1 ]] && { cat "$conf"; exit 0; }
     exec rsyslogd -n -f "$conf" -i "$dir/pid"
     ;;
@@ -105,13 +137,24 @@ EOF
     fi
     # flags(no-parse): the whole line is ${MESSAGE}, untouched. flow-control: the source stops
     # reading rather than dropping when the file destination lags.
+    if [[ $parse -eq 0 ]]; then
+      src="network(ip(\"127.0.0.1\") port($port) $transport flags(no-parse)"
+      tpl='template("${MESSAGE}\n") template-escape(no)'
+    else
+      # syslog(transport("tcp")): RFC 5424 with RFC 6587 octet-counted framing ("LEN SP MSG").
+      # The SD params are name-value pairs .SDATA.<SD-ID>.<PARAM>; format-json writes them
+      # nested under "sd" and escapes the MSG, so each message is one line of FILE.
+      # keep-hostname: HOST is the message's HOSTNAME, not the peer's address.
+      src="syslog(ip(\"127.0.0.1\") port($port) $transport keep-hostname(yes)"
+      tpl='template("$(format-json --scope none host=${HOST} app=${PROGRAM} msg=${MESSAGE} --key .SDATA.* --rekey .SDATA.* --replace-prefix .SDATA.=sd.)\n")'
+    fi
     cat > "$conf" <<EOF
 @version: $version
 options { log-msg-size($max_msg); flush-lines(0); stats-freq(0); use-dns(no); dns-cache(no);
           create-dirs(yes); log-fifo-size(100000); };
-source s_logsplice { network(ip("127.0.0.1") port($port) $transport flags(no-parse)
+source s_logsplice { $src
                             log-msg-size($max_msg) max-connections(100) log-iw-size(100000)); };
-destination d_logsplice { file("$out" template("\${MESSAGE}\n") template-escape(no)); };
+destination d_logsplice { file("$out" $tpl); };
 log { source(s_logsplice); destination(d_logsplice); flags(flow-control); };
 EOF
     [[ $print_config -eq 1 ]] && { cat "$conf"; exit 0; }

@@ -1,6 +1,6 @@
 /* receiver: a fast TCP sink on 127.0.0.1 for the benchmarks.
  *
- *   receiver [--listen 127.0.0.1:PORT] [--port-file F] [--mode read|splice]
+ *   receiver [--listen 127.0.0.1:PORT] [--port-file F] [--mode read|splice|octet]
  *            [--expect-bytes N] [--expect-lines N] [--latency]
  *            [--timeout S] [--idle S] [--progress FILE]
  *   receiver --free-port          print a currently free loopback port and exit
@@ -9,7 +9,9 @@
  * epoll: "splice" moves socket -> pipe -> /dev/null (counts bytes only, cheapest);
  * "read" reads into a 1 MiB buffer and counts lines, and with --latency parses the
  * " ts=SSSSSSSSSS.UUUUUU" stamp that loggen puts at the end of every line and
- * records now - stamp. It exits when the expected bytes or lines have arrived
+ * records now - stamp. "octet" reads RFC 6587 octet-counted frames ("LEN SP MSG",
+ * syslog event outputs) and counts each frame as a line; with --latency the stamp
+ * is the end of the MSG (a trailing LF inside the frame is allowed). It exits when the expected bytes or lines have arrived
  * (exit 0), at --timeout (exit 3), after --idle seconds without data once data
  * has flowed (exit 0), or on SIGTERM/SIGINT (exit 1), and prints one JSON object
  * on stdout. Times t_* are CLOCK_MONOTONIC seconds, comparable with any other
@@ -30,6 +32,10 @@ typedef struct {
     uint64_t bytes, lines;
     char tail[32]; /* last bytes of the previous read, for stamps split across reads */
     size_t tail_len;
+    /* octet mode: bytes of the current frame still to come (0: reading its length) */
+    uint64_t need, len_acc;
+    char ftail[32]; /* last bytes of the current frame */
+    size_t ftail_len;
 } Conn;
 
 static Conn g_conns[MAXCONN];
@@ -38,7 +44,7 @@ static uint64_t g_bytes, g_lines;
 static double g_t_start, g_t_first, g_t_last;
 static int32_t *g_lat;
 static size_t g_lat_n, g_lat_cap;
-static uint64_t g_bad_stamps;
+static uint64_t g_bad_stamps, g_bad_frames;
 static volatile sig_atomic_t g_stop;
 
 static void on_term(int sig) {
@@ -115,6 +121,56 @@ static void scan(Conn *c, const char *buf, size_t n, int latency) {
     }
 }
 
+/* Octet-counted frames: each complete frame is a "line"; its MSG ends with the stamp. */
+static void scan_octet(Conn *c, const char *buf, size_t n, int latency) {
+    int64_t now = latency ? real_us() : 0;
+    size_t i = 0;
+    while (i < n) {
+        if (c->need == 0) {
+            char ch = buf[i++];
+            if (ch >= '0' && ch <= '9' && c->len_acc < (1ULL << 40)) {
+                c->len_acc = c->len_acc * 10 + (uint64_t)(ch - '0');
+            } else if (ch == ' ' && c->len_acc > 0) {
+                c->need = c->len_acc;
+                c->len_acc = 0;
+                c->ftail_len = 0;
+            } else { /* not a frame: count it and resynchronise on the next digits */
+                g_bad_frames++;
+                c->len_acc = 0;
+            }
+            continue;
+        }
+        size_t take = (size_t)(n - i < c->need ? n - i : c->need);
+        if (latency) {
+            const char *p = buf + i;
+            size_t k = take;
+            if (k >= sizeof c->ftail) {
+                memcpy(c->ftail, p + k - sizeof c->ftail, sizeof c->ftail);
+                c->ftail_len = sizeof c->ftail;
+            } else {
+                size_t keep = c->ftail_len + k > sizeof c->ftail ? sizeof c->ftail - k : c->ftail_len;
+                memmove(c->ftail, c->ftail + c->ftail_len - keep, keep);
+                memcpy(c->ftail + keep, p, k);
+                c->ftail_len = keep + k;
+            }
+        }
+        i += take;
+        c->need -= take;
+        if (c->need == 0) {
+            c->lines++;
+            if (latency) {
+                size_t e = c->ftail_len;
+                if (e && c->ftail[e - 1] == '\n') e--;
+                int64_t st = parse_stamp(c->ftail + e, c->ftail);
+                if (st < 0)
+                    g_bad_stamps++;
+                else
+                    add_latency(now - st);
+            }
+        }
+    }
+}
+
 static int cmp_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
@@ -134,6 +190,7 @@ static void report(const char *status, int latency) {
     printf(",\"per_conn_bytes\":[");
     for (int i = 0; i < g_nconn; i++) printf("%s%llu", i ? "," : "", (unsigned long long)g_conns[i].bytes);
     printf("]");
+    if (g_bad_frames) printf(",\"bad_frames\":%llu", (unsigned long long)g_bad_frames);
     if (latency) {
         qsort(g_lat, g_lat_n, sizeof *g_lat, cmp_i32);
         printf(",\"lat_n\":%zu,\"lat_bad\":%llu,\"lat_p50_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f", g_lat_n,
@@ -190,6 +247,8 @@ int main(int argc, char **argv) {
     }
     if (!mode) mode = (latency || expect_lines) ? "read" : "splice";
     int use_splice = !strcmp(mode, "splice");
+    int octet = !strcmp(mode, "octet");
+    if (!use_splice && !octet && strcmp(mode, "read")) fail("--mode: read, splice or octet");
     if (use_splice && (latency || expect_lines)) fail("--mode splice cannot count lines");
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
@@ -283,7 +342,12 @@ int main(int argc, char **argv) {
                     }
                 } else {
                     r = read(c->fd, buf, BUFSZ);
-                    if (r > 0) scan(c, buf, (size_t)r, latency);
+                    if (r > 0) {
+                        if (octet)
+                            scan_octet(c, buf, (size_t)r, latency);
+                        else
+                            scan(c, buf, (size_t)r, latency);
+                    }
                 }
                 if (r > 0) {
                     double t = mono_s();

@@ -296,7 +296,10 @@ class RealCollector:
 
     KINDS = ("rsyslog", "syslog-ng")
 
-    def __init__(self, kind, workdir, port=0, max_msg_size=None):
+    def __init__(self, kind, workdir, port=0, max_msg_size=None, syslog_parse=False):
+        # syslog_parse: parse RFC 5424 (octet-counted) and write one JSON object per message
+        # (collector.sh --syslog-parse; read back with support_events.collector_events).
+        self.syslog_parse = syslog_parse
         if kind not in self.KINDS:
             raise ValueError(f"unknown collector {kind!r}")
         self.kind = kind
@@ -328,6 +331,8 @@ class RealCollector:
                "--out", self.out_path]
         if self.max_msg_size:
             cmd += ["--max-msg-size", str(self.max_msg_size)]
+        if self.syslog_parse:
+            cmd.append("--syslog-parse")
         self._stderr_path = os.path.join(self.workdir, "collector.stderr")
         with open(self._stderr_path, "ab") as err:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
