@@ -14,6 +14,7 @@ import subprocess
 import urllib.request
 
 from support import E2ETest, LineWriter, RealCollector, free_port, main, run_cli, wait_for
+from support_events import collector_events
 from support_net import COLLECTOR_SCRIPT
 
 
@@ -41,8 +42,8 @@ def make_certs(d):
 class TlsCollector(RealCollector):
     """A RealCollector started with --tls CERTDIR [--tls-auth x509]."""
 
-    def __init__(self, kind, workdir, certs, auth="anon"):
-        super().__init__(kind, workdir)
+    def __init__(self, kind, workdir, certs, auth="anon", syslog_parse=False):
+        super().__init__(kind, workdir, syslog_parse=syslog_parse)
         self.certs = certs
         self.auth = auth
 
@@ -62,13 +63,14 @@ class TlsCollector(RealCollector):
 
 
 class Tls(E2ETest):
-    def tls_collector(self, kind, auth="anon"):
+    def tls_collector(self, kind, auth="anon", syslog_parse=False):
         ok, why = RealCollector.available(kind)
         if not ok:
             if os.environ.get("CI"):
                 self.fail(f"{kind} is not installed ({why})")
             self.skipTest(f"{kind} not installed ({why}): run scripts/install-collectors.sh")
-        c = TlsCollector(kind, self.path(f"{kind}-{free_port()}"), self.certs, auth).start()
+        c = TlsCollector(kind, self.path(f"{kind}-{free_port()}"), self.certs, auth,
+                         syslog_parse).start()
         self.addCleanup(c.close)
         return c
 
@@ -119,6 +121,25 @@ class Tls(E2ETest):
         col = self.tls_collector("syslog-ng")
         self.ship(col, {"ca_file": os.path.join(self.certs, "ca.pem"),
                         "server_name": "localhost"})
+
+    def test_syslog_format_over_tls(self):
+        for kind in ("rsyslog", "syslog-ng"):
+            with self.subTest(kind=kind):
+                col = self.tls_collector(kind, syslog_parse=True)
+                log = LineWriter(self.path(kind, "app.log"), tag="ev", payload_bytes=60)
+                log.write(500)
+                cfg = self.config([{"name": "app", "paths": [log.path], "start_at": "beginning"}],
+                                  [{"name": "central", "type": "tcp", "format": "syslog",
+                                    "addresses": [col.address], "inputs": ["app"],
+                                    "tls": {"ca_file": os.path.join(self.certs, "ca.pem")}}],
+                                  name=f"{kind}.yaml")
+                agent = self.agent(cfg)
+                wait_for(lambda: len(collector_events(kind, col.data())) >= 500, timeout=30,
+                         what=f"500 events at {kind}")
+                events = collector_events(kind, col.data())
+                self.assertEqual([e["text"] for e in events], log.lines)
+                self.assertIn("TLS established", agent.stderr_text())
+                agent.stop()
 
     def test_wrong_ca_refused_then_sighup_with_the_good_ca_delivers_everything(self):
         col = self.tls_collector("rsyslog")
