@@ -223,6 +223,12 @@ std::string describe(const config::OutputConfig& o, const config::Config& cfg) {
         }
       }
     }
+    if (t->tls) {
+      const auto& x = *t->tls;
+      s << "|tls|" << x.ca_file << ',' << x.cert_file << ',' << x.key_file << ','
+        << x.server_name << ',' << x.verify << ',' << x.min_version << ',' << x.ciphers << ','
+        << x.ciphersuites << ',' << static_cast<int>(x.ktls);
+    }
   } else {
     const auto& a = std::get<config::ArchiveOutput>(o.kind);
     s << "archive|" << a.dir << ',' << a.rotate_max_bytes << ',' << a.rotate_max_age.count() << ','
@@ -282,6 +288,9 @@ void Agent::reload() {
         spdlog::error("reload: output '{}': {}", o.name, err.toString());
       }  // ...and the new one resumes from them
       ++changed;
+    } else if (outputs::Sink* sink = router_->sink(o.name)) {
+      // Same config, maybe renewed certificates: re-read them (a bad one keeps the old).
+      (void)outputs::reloadTlsOf(*sink);
     }
   }
   for (const auto& o : next.outputs) {

@@ -89,6 +89,25 @@ enum class EventFormat { kRaw, kSyslog, kJson };
 // How syslog messages are delimited (RFC 6587); JSON is always one object per line.
 enum class Framing { kOctetCounting, kLf };
 
+// kTLS: let the kernel encrypt (raw outputs keep splicing) when it can (auto), or refuse to
+// start when it cannot (require), or never (off).
+enum class KtlsMode { kAuto, kRequire, kOff };
+
+// `tls:` of a tcp output (config/tls_keys.cc). Files are checked at parse time (readable, a
+// key that matches its certificate, not expired) so `check` reports them.
+struct TlsConfig {
+  Mark mark;                // where `tls:` was written
+  std::string ca_file;      // empty = the system store
+  std::string cert_file;    // client certificate (mutual TLS), with key_file
+  std::string key_file;
+  std::string server_name;  // SNI and the name verified; empty = the host of the address
+  bool verify = true;       // false only explicitly (a warning at every start)
+  int min_version = 0x0303; // TLS1_2_VERSION or TLS1_3_VERSION
+  std::string ciphers;      // TLS 1.2 cipher list (OpenSSL syntax); empty = the default
+  std::string ciphersuites; // TLS 1.3 suites; empty = the default
+  KtlsMode ktls = KtlsMode::kAuto;
+};
+
 // `type: tcp` output.
 struct TcpOutput {
   std::vector<sys::HostPort> addresses;  // tried in order (failover)
@@ -101,6 +120,7 @@ struct TcpOutput {
   int facility = 1;                           // syslog facility 0..23 (1 = user)
   int severity = 6;                           // syslog severity 0..7 (6 = info)
   std::string app_name;                       // syslog APP-NAME; empty = the input's name
+  std::optional<TlsConfig> tls;               // absent = plain TCP
 };
 
 enum class FsyncPolicy { kNever, kRotate, kInterval };

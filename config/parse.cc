@@ -17,6 +17,7 @@
 #include "sys/unique_fd.h"
 #include "config/event_keys.h"
 #include "config/event_keys_parse.h"
+#include "config/tls_keys.h"
 #include "config/validate.h"
 #include "config/yaml_reader.h"
 
@@ -48,7 +49,8 @@ constexpr std::string_view kRetentionKeys[] = {"max_bytes", "max_age"};
 constexpr std::string_view kOutputKeys[] = {"name", "type", "inputs"};
 constexpr std::string_view kTcpKeys[] = {"addresses", "backoff",  "connect_timeout",
                                          "keepalive", "format",   "framing",
-                                         "facility",  "severity", "app_name"};
+                                         "facility",  "severity", "app_name",
+                                         "tls"};
 constexpr std::string_view kBackoffKeys[] = {"initial", "max"};
 constexpr std::string_view kArchiveKeys[] = {"dir", "rotate", "fsync", "fsync_interval"};
 constexpr std::string_view kRotateKeys[] = {"max_bytes", "max_age"};
@@ -299,6 +301,7 @@ class Parser {
     // TCP_KEEPIDLE counts whole seconds, and 0 is refused by the kernel.
     yaml_.readDuration(fields, "keepalive", tcp.keepalive, Millis(1000));
     parseEventTcpKeys(yaml_, fields, tcp);
+    if (const Field* f = fields.find("tls")) parseTlsKeys(yaml_, f->value, tcp.tls.emplace());
     return tcp;
   }
 

@@ -208,7 +208,7 @@ bool EventSink::writeOut() {
       iov[n].iov_len = out_[i].size() - skip;
       ++n;
     }
-    sys::SysResult r = sys_.writev(outFd(), iov, n);
+    sys::SysResult r = sendFramed(iov, n);
     if (r.failed()) {
       if (r.err == EINTR) continue;
       if (r.err == EAGAIN || r.err == EWOULDBLOCK) return true;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/uio.h>
 #include <uv.h>
 
 #include "outputs/framer.h"
@@ -84,6 +85,9 @@ class EventSink : public Sink {
   virtual void waitWritable(bool on) = 0;
   // A write failed with errno `err`: the subclass drops the connection (and calls rewindEvents).
   virtual void writeFailed(int err) = 0;
+  // Writes framed bytes to the destination; a transport that is not the descriptor itself (TLS)
+  // overrides it. Returns the framed bytes taken, or err (EAGAIN: call drain() when writable).
+  virtual sys::SysResult sendFramed(const iovec* iov, int n) { return sys_.writev(outFd(), iov, n); }
   // The in-flight queue is full: learn now what the destination acknowledged, calling
   // acknowledgedWire() (not drain()).
   virtual void pollAcknowledged() {}

@@ -9,6 +9,7 @@
 #include "outputs/multiline_stage.h"
 #include "outputs/tcp_event_sink.h"
 #include "outputs/tcp_sink.h"
+#include "outputs/tls_event_sink.h"
 
 namespace logsplice::outputs {
 
@@ -16,6 +17,12 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
                                SinkListener& listener, const config::AgentConfig& agent,
                                const std::vector<config::InputConfig>& inputs) {
   if (const auto* tcp = std::get_if<config::TcpOutput>(&out.kind)) {
+    if (tcp->tls && tcp->format == config::EventFormat::kRaw) {
+      // Userspace TLS reads the pipe anyway, so a raw output goes through the event sink with
+      // the identity framer: exact per-line delivery and resend points.
+      return std::make_unique<TlsEventSink>(loop, out.name, *tcp, listener, agent.pipe_bytes,
+                                            std::make_unique<RawLineFramer>());
+    }
     if (tcp->format == config::EventFormat::kRaw) {
       return std::make_unique<TcpSink>(loop, out.name, *tcp, listener, agent.pipe_bytes);
     }
@@ -25,8 +32,15 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
         routed.push_back(in);
       }
     }
-    auto sink = std::make_unique<TcpEventSink>(loop, out.name, *tcp, listener, agent.pipe_bytes,
-                                               std::make_unique<EventFramer>(agent, *tcp, routed));
+    auto framer = std::make_unique<EventFramer>(agent, *tcp, routed);
+    std::unique_ptr<EventSink> sink;
+    if (tcp->tls) {
+      sink = std::make_unique<TlsEventSink>(loop, out.name, *tcp, listener, agent.pipe_bytes,
+                                            std::move(framer));
+    } else {
+      sink = std::make_unique<TcpEventSink>(loop, out.name, *tcp, listener, agent.pipe_bytes,
+                                            std::move(framer));
+    }
     // config/ compiled every pattern already: an error here is a bug, reported, and the lines
     // of that output then go out one event each rather than not at all.
     auto stage = MultilineStage::create(routed);
@@ -39,6 +53,11 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
   }
   return std::make_unique<ArchiveSink>(loop, out.name, std::get<config::ArchiveOutput>(out.kind),
                                        listener, agent.pipe_bytes);
+}
+
+sys::Error reloadTlsOf(Sink& sink) {
+  if (auto* tls = dynamic_cast<TlsEventSink*>(&sink)) return tls->reloadTls();
+  return sys::Error::ok();
 }
 
 }  // namespace logsplice::outputs

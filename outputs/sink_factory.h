@@ -18,4 +18,8 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
                                SinkListener& listener, const config::AgentConfig& agent,
                                const std::vector<config::InputConfig>& inputs);
 
+// SIGHUP for an output whose config did not change: a TLS output re-reads its certificate, key
+// and CA files (a bad new one keeps the running context, logged); other sinks: nothing.
+sys::Error reloadTlsOf(Sink& sink);
+
 }  // namespace logsplice::outputs

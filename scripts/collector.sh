@@ -5,11 +5,16 @@
 # `port` (the port it listens on, written before it starts). SIGTERM stops it cleanly.
 #
 #   scripts/collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE] [--max-msg-size BYTES]
-#                        [--syslog-parse] [--print-config]
+#                        [--syslog-parse] [--tls CERTDIR [--tls-auth anon|x509]] [--print-config]
 #
 #   --port 0 (the default) picks a free port: rsyslog binds port 0 itself and reports it
 #   (listenPortFileName); for syslog-ng a free port is chosen just before it starts.
 #   --out defaults to DIR/received.log; --max-msg-size defaults to 4194304 (4 MiB).
+#
+# --tls CERTDIR: listens with TLS instead (rsyslog: the ossl stream driver, package
+# rsyslog-openssl; syslog-ng: transport("tls")), with CERTDIR/server.pem, server.key and ca.pem.
+# --tls-auth x509 requires a client certificate signed by ca.pem (mutual TLS); anon (the
+# default) asks for none.
 #
 # --syslog-parse: the collector parses RFC 5424 messages instead (octet-counted framing, RFC
 # 6587, or LF-delimited) and writes one JSON object per message to FILE, one per line, so that
@@ -27,7 +32,7 @@ source "$here/lib.sh"
 
 [[ $# -ge 1 ]] || die "usage: collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE]"
 kind="$1"; shift
-dir="" port=0 out="" max_msg=4194304 print_config=0 parse=0
+dir="" port=0 out="" max_msg=4194304 print_config=0 parse=0 tls="" tls_auth=anon
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
@@ -36,12 +41,21 @@ while [[ $# -gt 0 ]]; do
     --max-msg-size) max_msg="$2"; shift 2 ;;
     --print-config) print_config=1; shift ;;
     --syslog-parse) parse=1; shift ;;
+    --tls) tls="$2"; shift 2 ;;
+    --tls-auth) tls_auth="$2"; shift 2 ;;
     *) die "unknown argument: $1" ;;
   esac
 done
 [[ -n $dir ]] || die "--dir is required"
 [[ $port =~ ^[0-9]+$ ]] || die "--port must be a number"
 [[ $max_msg =~ ^[0-9]+$ ]] || die "--max-msg-size must be a number of bytes"
+[[ $tls_auth == anon || $tls_auth == x509 ]] || die "--tls-auth must be anon or x509"
+if [[ -n $tls ]]; then
+  tls="$(cd "$tls" && pwd)"
+  for f in server.pem server.key ca.pem; do
+    [[ -r $tls/$f ]] || die "--tls: $tls/$f is missing"
+  done
+fi
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 out="${out:-$dir/received.log}"
@@ -59,14 +73,20 @@ case "$kind" in
       port_params="port=\"$port\""
       echo "$port" > "$dir/port"
     fi
+    tls_global="" tls_module=""
+    if [[ -n $tls ]]; then
+      tls_global=" defaultNetstreamDriverCAFile=\"$tls/ca.pem\" defaultNetstreamDriverCertFile=\"$tls/server.pem\" defaultNetstreamDriverKeyFile=\"$tls/server.key\""
+      mode="anon"; [[ $tls_auth == x509 ]] && mode="x509/certvalid"
+      tls_module=" streamDriver.name=\"ossl\" streamDriver.mode=\"1\" streamDriver.authMode=\"$mode\""
+    fi
     # maxMessageSize must come before any module is loaded. No parser module strips anything
     # from %rawmsg%; octet-counted framing is off so that a line starting with digits and a
     # space stays a line; control characters (tabs) are kept as they are.
     if [[ $parse -eq 0 ]]; then
       cat > "$conf" <<EOF
 global(maxMessageSize="$max_msg" workDirectory="$dir/work"
-       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off")
-module(load="imtcp" maxSessions="256")
+       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off"$tls_global)
+module(load="imtcp" maxSessions="256"$tls_module)
 template(name="logsplice_raw" type="string" string="%rawmsg%\n")
 ruleset(name="logsplice_in") {
   action(type="omfile" file="$out" template="logsplice_raw" flushOnTXEnd="on")
@@ -82,8 +102,8 @@ EOF
       # ones on the same port (supportOctetCountedFraming, on by default; set here anyway).
       cat > "$conf" <<EOF
 global(maxMessageSize="$max_msg" workDirectory="$dir/work"
-       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off")
-module(load="imtcp" maxSessions="256")
+       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off"$tls_global)
+module(load="imtcp" maxSessions="256"$tls_module)
 template(name="logsplice_event" type="list" option.jsonf="on") {
   property(outname="host" name="hostname" format="jsonf")
   property(outname="app" name="app-name" format="jsonf")
@@ -110,17 +130,22 @@ EOF
       port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     fi
     conf="$dir/syslog-ng.conf"
+    transport='transport("tcp")'
+    if [[ -n $tls ]]; then
+      verify="optional-untrusted"; [[ $tls_auth == x509 ]] && verify="required-trusted"
+      transport="transport(\"tls\") tls(key-file(\"$tls/server.key\") cert-file(\"$tls/server.pem\") ca-file(\"$tls/ca.pem\") peer-verify($verify))"
+    fi
     # flags(no-parse): the whole line is ${MESSAGE}, untouched. flow-control: the source stops
     # reading rather than dropping when the file destination lags.
     if [[ $parse -eq 0 ]]; then
-      src="network(ip(\"127.0.0.1\") port($port) transport(\"tcp\") flags(no-parse)"
+      src="network(ip(\"127.0.0.1\") port($port) $transport flags(no-parse)"
       tpl='template("${MESSAGE}\n") template-escape(no)'
     else
       # syslog(transport("tcp")): RFC 5424 with RFC 6587 octet-counted framing ("LEN SP MSG").
       # The SD params are name-value pairs .SDATA.<SD-ID>.<PARAM>; format-json writes them
       # nested under "sd" and escapes the MSG, so each message is one line of FILE.
       # keep-hostname: HOST is the message's HOSTNAME, not the peer's address.
-      src="syslog(ip(\"127.0.0.1\") port($port) transport(\"tcp\") keep-hostname(yes)"
+      src="syslog(ip(\"127.0.0.1\") port($port) $transport keep-hostname(yes)"
       tpl='template("$(format-json --scope none host=${HOST} app=${PROGRAM} msg=${MESSAGE} --key .SDATA.* --rekey .SDATA.* --replace-prefix .SDATA.=sd.)\n")'
     fi
     cat > "$conf" <<EOF

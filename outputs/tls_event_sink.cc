@@ -1,0 +1,303 @@
+#include "outputs/tls_event_sink.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "outputs/tcp_sink.h"
+#include "sys/assert.h"
+
+namespace logsplice::outputs {
+namespace {
+
+// Plaintext encrypted per sendFramed call: four full records, then the socket gets them.
+constexpr size_t kPlainPerSend = 64 * 1024;
+constexpr size_t kRecordBytes = 16 * 1024;
+// TLS 1.3 without a record from the server after the handshake: how long an alert refusing our
+// certificate could still be on its way.
+constexpr uint64_t kAcceptWaitMs = 500;
+
+}  // namespace
+
+TlsEventSink::TlsEventSink(uv_loop_t* loop, std::string name, const config::TcpOutput& cfg,
+                           SinkListener& listener, size_t pipe_bytes,
+                           std::unique_ptr<Framer> framer, Limits limits, sys::SysCalls& sys)
+    : EventSink(name, listener, std::move(framer), limits, sys),
+      pipe_bytes_(pipe_bytes),
+      cfg_(cfg),
+      conn_(loop, name, cfg, *this),
+      loop_(loop) {
+  LS_ASSERT(cfg.tls.has_value(), "a TLS sink needs a tls: config");
+}
+
+TlsEventSink::~TlsEventSink() = default;
+
+SinkState TlsEventSink::state() const {
+  SinkState s = sinkStateOf(conn_.state());
+  // Connected over TCP but not yet through the handshake: still connecting.
+  if (s == SinkState::kConnected && !tlsEstablished()) return SinkState::kConnecting;
+  return s;
+}
+
+bool TlsEventSink::canDeliver() const {
+  return conn_.state() == TcpConnection::State::kConnected && tlsEstablished();
+}
+
+sys::Error TlsEventSink::start() {
+  if (!ctx_) {
+    auto ctx = TlsContext::create(name(), *cfg_.tls);
+    if (!ctx.ok()) return ctx.error();
+    ctx_ = std::move(ctx.value());
+  }
+  if (!handshake_timer_) LS_CHECK_UV(handshake_timer_.init(uv_timer_init, loop_, this));
+  auto pipe = sys::Pipe::create(pipe_bytes_);
+  if (!pipe.ok()) return pipe.error();
+  pipe_ = std::move(pipe.value());
+  return conn_.start();
+}
+
+sys::Error TlsEventSink::reloadTls() {
+  if (!ctx_) return sys::Error::ok();
+  return ctx_->reload();
+}
+
+std::string TlsEventSink::negotiated() const {
+  if (!tlsEstablished()) return {};
+  return session_->protocol() + " " + session_->cipher();
+}
+
+void TlsEventSink::resetSession() {
+  session_.reset();
+  cipher_out_.clear();
+  cipher_off_ = 0;
+  cipher_total_ = socket_written_ = plain_total_ = 0;
+  records_.clear();
+  accepted_ = false;
+  failure_counted_ = false;
+  if (handshake_timer_) uv_timer_stop(handshake_timer_.get());
+}
+
+void TlsEventSink::startTimer(uint64_t ms) {
+  uv_timer_start(
+      handshake_timer_.get(),
+      [](uv_timer_t* t) {
+        auto* s = static_cast<TlsEventSink*>(t->data);
+        if (!s || !s->session_) return;
+        if (!s->session_->established()) {
+          s->handshakeFailed("TLS handshake timed out");
+        } else if (!s->accepted_) {
+          s->accepted_ = true;  // no alert came: the server took our certificate
+          s->updateAcks();
+        }
+      },
+      ms, 0);
+}
+
+void TlsEventSink::connectionUp() {
+  resetSession();
+  session_ = std::make_unique<TlsSession>(ctx_->get(), conn_.currentAddress().host,
+                                          cfg_.tls->server_name, cfg_.tls->verify);
+  startTimer(static_cast<uint64_t>(cfg_.connect_timeout.count()));
+  if (session_->handshake() == TlsSession::Step::kFailed) {
+    handshakeFailed(session_->failure());
+    return;
+  }
+  if (int err = flushCipher()) conn_.fail("send (TLS handshake)", err);
+}
+
+void TlsEventSink::handshakeFailed(const std::string& why) {
+  ++handshake_failures_;
+  last_handshake_failure_ = why;
+  failure_counted_ = true;  // connectionDown must not count it again
+  // The connection logs the reason (a warning for each new outage) and backs off.
+  conn_.fail(why, 0);
+}
+
+void TlsEventSink::established() {
+  uv_timer_stop(handshake_timer_.get());
+  accepted_ = !session_->tls13();
+  if (!accepted_) startTimer(std::min<uint64_t>(kAcceptWaitMs, cfg_.connect_timeout.count()));
+  last_failure_.clear();
+  ++stats_.connects;
+  spdlog::info("output '{}': TLS established with {} ({}, userspace TLS)", name(),
+               conn_.currentPeer(), negotiated());
+  drain();
+  listener_.sinkReady(*this);
+}
+
+void TlsEventSink::connectionData(const char* data, size_t len) {
+  if (!session_) return;
+  session_->feed(data, len);
+  if (!session_->established()) {
+    TlsSession::Step step = session_->handshake();
+    if (step == TlsSession::Step::kFailed) {
+      // The alert we send tells the collector why; it may not get there, which is fine.
+      flushCipher();
+      handshakeFailed(session_->failure());
+      return;
+    }
+    if (int err = flushCipher()) {
+      conn_.fail("send (TLS handshake)", err);
+      return;
+    }
+    if (step == TlsSession::Step::kDone) established();
+    return;
+  }
+  if (!session_->processIncoming()) {
+    // Refused right after the handshake (TLS 1.3: our certificate): a handshake failure.
+    if (!accepted_) {
+      handshakeFailed(session_->failure());
+    } else {
+      conn_.fail(session_->failure(), 0);
+    }
+    return;
+  }
+  if (!accepted_) {
+    accepted_ = true;  // a record from the server after the handshake: it took the session
+    uv_timer_stop(handshake_timer_.get());
+    updateAcks();
+    if (!session_) return;
+  }
+  if (int err = flushCipher()) conn_.fail("send", err);
+}
+
+void TlsEventSink::connectionWritable() {
+  if (int err = flushCipher()) {
+    conn_.fail("send", err);
+    return;
+  }
+  if (tlsEstablished()) {
+    drain();
+  } else {
+    conn_.wantWritable(cipher_off_ < cipher_out_.size());
+  }
+}
+
+void TlsEventSink::connectionDown(bool was_connected) {
+  bool was_established = tlsEstablished();
+  if (was_established && !accepted_ && !failure_counted_) {
+    // Closed (or reset, the alert unread) before the server showed it took the session: under
+    // TLS 1.3 that is how a refused client certificate looks.
+    ++handshake_failures_;
+    last_handshake_failure_ =
+        "the collector closed the connection right after the TLS handshake (did it refuse our "
+        "client certificate?)";
+    if (last_handshake_failure_ != last_failure_) {
+      spdlog::warn("output '{}': {} ({})", name(), last_handshake_failure_, conn_.currentPeer());
+      last_failure_ = last_handshake_failure_;
+    }
+  }
+  resetSession();
+  if (was_connected && was_established) ++stats_.disconnects;
+  // Before the handshake completed nothing was read out of the pipe: it stays as it is, and a
+  // refusing collector costs no resend.
+  if (was_established) rewindEvents();
+}
+
+void TlsEventSink::waitWritable(bool on) {
+  conn_.wantWritable(on || cipher_off_ < cipher_out_.size());
+}
+
+int TlsEventSink::flushCipher() {
+  if (session_) cipher_total_ += session_->takeCiphertext(cipher_out_);
+  while (cipher_off_ < cipher_out_.size()) {
+    ssize_t n = ::send(conn_.fd(), cipher_out_.data() + cipher_off_,
+                       cipher_out_.size() - cipher_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        conn_.wantWritable(true);
+        return 0;
+      }
+      return errno;
+    }
+    cipher_off_ += static_cast<size_t>(n);
+    socket_written_ += static_cast<uint64_t>(n);
+  }
+  cipher_out_.clear();
+  cipher_off_ = 0;
+  return 0;
+}
+
+sys::SysResult TlsEventSink::sendFramed(const iovec* iov, int n) {
+  if (int err = flushCipher()) return {-1, err};
+  // Records still waiting for the socket: take no more plaintext (memory stays bounded).
+  if (cipher_off_ < cipher_out_.size()) return {-1, EAGAIN};
+  size_t taken = 0;
+  for (int i = 0; i < n && taken < kPlainPerSend; ++i) {
+    const char* p = static_cast<const char*>(iov[i].iov_base);
+    size_t len = std::min(iov[i].iov_len, kPlainPerSend - taken);
+    for (size_t off = 0; off < len;) {
+      size_t chunk = std::min(len - off, kRecordBytes);
+      if (!session_->write(p + off, chunk)) {
+        spdlog::warn("output '{}': {}", name(), session_->failure());
+        return {-1, EPROTO};
+      }
+      cipher_total_ += session_->takeCiphertext(cipher_out_);
+      plain_total_ += chunk;
+      records_.push_back({cipher_total_, plain_total_});
+      off += chunk;
+    }
+    taken += len;
+  }
+  if (int err = flushCipher()) return {-1, err};
+  return {static_cast<ssize_t>(taken), 0};
+}
+
+void TlsEventSink::pollAcknowledged() {
+  if (!accepted_) return;
+  auto unacked = conn_.unacknowledged();
+  if (!unacked || *unacked > socket_written_) return;
+  const uint64_t acked = socket_written_ - *unacked;
+  bool any = false;
+  uint64_t plain = 0;
+  while (!records_.empty() && records_.front().wire_end <= acked) {
+    plain = records_.front().plain_end;
+    records_.pop_front();
+    any = true;
+  }
+  if (any) acknowledgedWire(plain);
+}
+
+void TlsEventSink::updateAcks() {
+  size_t before = eventsInFlight();
+  pollAcknowledged();
+  if (eventsInFlight() < before) drain();
+}
+
+void TlsEventSink::stop() {
+  pollAcknowledged();
+  if (tlsEstablished() && conn_.state() == TcpConnection::State::kConnected) {
+    // Best effort: what the socket takes now, without waiting.
+    session_->shutdown();
+    (void)flushCipher();
+  }
+  stopEvents();  // a pending multiline event is not sent: it is read again after a restart
+  conn_.stop();
+  resetSession();
+}
+
+void TlsEventSink::close(std::function<void()> on_closed) {
+  stop();
+  // Three close asynchronously (and may outlive this object): call back after the last one.
+  auto pending = std::make_shared<int>(3);
+  auto done = [pending, cb = std::move(on_closed)] {
+    if (--*pending == 0 && cb) cb();
+  };
+  handshake_timer_.close(done);
+  closeEvents(done);
+  conn_.close(done);
+}
+
+void TlsEventSink::collectMetrics(sys::MetricWriter& w) const {
+  EventSink::collectMetrics(w);
+  const sys::MetricLabels by_output = {{"output", name()}};
+  w.counter("logsplice_tls_handshake_failures_total", "TLS handshakes that failed.", by_output,
+            static_cast<double>(handshake_failures_));
+  w.gauge("logsplice_tls_ktls", "1 when the kernel encrypts (kTLS), 0 for userspace TLS.",
+          by_output, ktlsInUse() ? 1 : 0);
+}
+
+}  // namespace logsplice::outputs
