@@ -368,9 +368,9 @@ void EventSink::rewindEvents() {
       at_break[file_id] = after_break;
     }
   };
-  for (const InFlight& e : in_flight_) {
+  in_flight_.forEach([&](const InFlight& e) {
     if (!e.stray) note(e.file_id, e.generation, e.line_start, e.continues);
-  }
+  });
   if (line_.active) note(line_.file_id, line_.generation, line_.start, line_.after_break);
   if (stage_) {
     stage_->forEachPending([&](uint64_t file_id, uint64_t generation, uint64_t begin) {

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "outputs/framer.h"
+#include "outputs/ring_queue.h"
 #include "outputs/multiline_stage.h"
 #include "outputs/sink.h"
 #include "sys/sys_calls.h"
@@ -186,7 +187,7 @@ class EventSink : public Sink {
   size_t unwritten_ = 0;
   uint64_t wire_framed_ = 0;
   uint64_t wire_written_ = 0;
-  std::deque<InFlight> in_flight_;  // framed, not yet acknowledged, in wire order
+  RingQueue<InFlight> in_flight_;  // framed, not yet acknowledged, in wire order
   uint64_t emit_stream_end_ = 0;    // stream_end of the events framed now
   uint64_t events_framed_ = 0;
   std::vector<BreakMark> breaks_;  // breaks whose following line has not started yet

@@ -82,7 +82,13 @@ size_t SyslogFormatter::appendHeader(const Event& event, std::string& out) {
   out += head_;
   timestamp_.append(event.read_time_us, out);
   out += names_;
-  size_t replaced = appendSdValue(event.file, out);
+  if (event.file != file_raw_) {
+    file_raw_.assign(event.file);
+    file_escaped_.clear();
+    file_replaced_ = appendSdValue(event.file, file_escaped_);
+  }
+  out += file_escaped_;
+  size_t replaced = file_replaced_;
   out += "\" offset=\"";
   char digits[24];
   auto result = std::to_chars(digits, digits + sizeof(digits), event.offset);

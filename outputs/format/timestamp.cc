@@ -28,6 +28,10 @@ void put2(char* p, unsigned v) {
 }  // namespace
 
 void TimestampWriter::append(int64_t unix_us, std::string& out) {
+  if (unix_us == last_us_) {
+    out.append(last_, kLength);
+    return;
+  }
   // Floor division, so that times before 1970 still get a fraction in 0..999999.
   int64_t second = unix_us / 1000000;
   int64_t micros = unix_us % 1000000;
@@ -73,6 +77,8 @@ void TimestampWriter::append(int64_t unix_us, std::string& out) {
     us /= 10;
   }
   buf[26] = 'Z';
+  std::copy(buf, buf + kLength, last_);
+  last_us_ = unix_us;
   out.append(buf, kLength);
 }
 

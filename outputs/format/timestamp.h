@@ -17,6 +17,9 @@ class TimestampWriter {
  private:
   int64_t cached_second_ = INT64_MIN;
   char cached_[20] = {};  // "YYYY-MM-DDTHH:MM:SS."
+  // The whole stamp of the last call: every event of one batch has the same read time.
+  int64_t last_us_ = INT64_MIN;
+  char last_[kLength] = {};
 };
 
 }  // namespace logsplice::outputs::format
