@@ -128,6 +128,11 @@ sys::Error Agent::start() {
       every, every);
   spdlog::info("logsplice started: {} inputs, {} outputs, lockstep {}", cfg_.inputs.size(),
                cfg_.outputs.size(), cfg_.agent.lockstep ? "on" : "off");
+  // Started: checkpoints loaded, every sink created (connecting in the background: a collector
+  // that is down must not fail the start, the file is the buffer), every input following its
+  // files, signals handled, the metrics port listening. Only now is systemd told.
+  systemd_.startWatchdog();
+  systemd_.ready(statusText());
   return sys::Error::ok();
 }
 
@@ -154,7 +159,10 @@ void Agent::onSignal(int signum) {
       }
       break;
     case SIGHUP:
-      reload();
+      if (shutting_down_) break;
+      systemd_.reloading();
+      reload();  // a rejected config keeps the running one: ready again either way
+      systemd_.ready(statusText());
       break;
     case SIGUSR1:
       if (auto err = setupLogging(cfg_.agent.log_level, cfg_.agent.log_file)) {
@@ -338,6 +346,7 @@ void Agent::reload() {
 
 void Agent::beginShutdown() {
   shutting_down_ = true;
+  systemd_.stopping();
   shutdown_started_ = std::chrono::steady_clock::now();
   spdlog::info("stopping: draining outputs (at most {} ms)", cfg_.agent.shutdown_timeout.count());
   router_->stopFilling();
@@ -385,6 +394,12 @@ void Agent::closeAll() {
   checkpoint_timer_.close();
   shutdown_timer_.close();
   soon_timer_.close();
+  systemd_.close();
+}
+
+std::string Agent::statusText() const {
+  return "shipping: " + std::to_string(cfg_.inputs.size()) + " inputs, " +
+         std::to_string(cfg_.outputs.size()) + " outputs";
 }
 
 StatusServer::Health Agent::health() const {

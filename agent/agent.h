@@ -9,6 +9,7 @@
 
 #include "agent/checkpoint_store.h"
 #include "agent/router.h"
+#include "agent/systemd_notify.h"
 #include "agent/status/status_server.h"
 #include "sys/metrics.h"
 #include "sys/uv_handle.h"
@@ -62,6 +63,8 @@ class Agent {
   void startTailer(const config::InputConfig& in);
   void closeTailer(size_t index);
   void closeAll();
+  // STATUS= text for systemd: what runs now.
+  std::string statusText() const;
 
   uv_loop_t loop_{};
   config::Config cfg_;
@@ -73,6 +76,7 @@ class Agent {
   sys::UvHandle<uv_timer_t> checkpoint_timer_;
   sys::UvHandle<uv_timer_t> shutdown_timer_;
   sys::UvHandle<uv_timer_t> soon_timer_;  // a prompt checkpoint after new files appear
+  SystemdNotifier systemd_{&loop_};
   std::chrono::steady_clock::time_point shutdown_started_;
   bool shutting_down_ = false;
   bool finished_ = false;

@@ -188,7 +188,7 @@ class Packaging(unittest.TestCase):
     def test_systemd_unit(self):
         with open(os.path.join(self.root, "lib/systemd/system/logsplice.service")) as f:
             unit = f.read()
-        for line in ("Type=exec",
+        for line in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30s",
                      "ExecStart=/usr/bin/logsplice run --config /etc/logsplice/logsplice.yaml",
                      "ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure",
                      "User=logsplice", "Group=logsplice",
