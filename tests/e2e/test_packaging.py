@@ -110,7 +110,7 @@ class Packaging(unittest.TestCase):
         description = self.field("Description")
         self.assertTrue(description.startswith("zero-copy log shipper\n"), description)
         depends = [d.strip().split(" ")[0] for d in self.field("Depends").split(",")]
-        for pkg in ("adduser", "libc6", "libuv1", "libyaml-cpp0.7", "libstdc++6"):
+        for pkg in ("adduser", "libc6", "libuv1", "libyaml-cpp0.7", "libstdc++6", "libsystemd0"):
             self.assertIn(pkg, depends)
         self.assertTrue(any(d.startswith("libspdlog1.10") for d in depends), depends)
 
