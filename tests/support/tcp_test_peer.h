@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "outputs/sink.h"
 #include "sys/unique_fd.h"
 
 namespace logsplice::testing {
@@ -81,5 +82,16 @@ struct Peer {
     }
   }
 };
+
+// Runs `loop` until `sink` is connected and `server` has accepted its connection.
+template <class Loop>
+Peer acceptConnected(Loop& loop, TestSocket& server, const outputs::Sink& sink) {
+  Peer p;
+  REQUIRE(loop.waitFor([&] {
+    if (!p.fd.valid()) p.fd = server.accept();
+    return p.fd.valid() && sink.state() == outputs::SinkState::kConnected;
+  }));
+  return p;
+}
 
 }  // namespace logsplice::testing

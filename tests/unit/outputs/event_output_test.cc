@@ -96,14 +96,7 @@ struct Fixture {
             uint32_t newline = 0, bool newline_first = false) {
     feeder.feed(*sink, file_id, input, offset, bytes, newline, newline_first);
   }
-  Peer acceptFrom(TestSocket& server) {
-    Peer p;
-    REQUIRE(loop.waitFor([&] {
-      if (!p.fd.valid()) p.fd = server.accept();
-      return p.fd.valid() && sink->state() == SinkState::kConnected;
-    }));
-    return p;
-  }
+  Peer acceptFrom(TestSocket& server) { return acceptConnected(loop, server, *sink); }
 };
 
 // The JSON objects in `wire` (one per line); a line that does not parse fails the test.

@@ -136,14 +136,7 @@ struct Fixture {
     sink->appended(seg);
     return static_cast<size_t>(n);
   }
-  Peer acceptFrom(TestSocket& server) {
-    Peer p;
-    REQUIRE(loop.waitFor([&] {
-      if (!p.fd.valid()) p.fd = server.accept();
-      return p.fd.valid() && sink->state() == SinkState::kConnected;
-    }));
-    return p;
-  }
+  Peer acceptFrom(TestSocket& server) { return acceptConnected(loop, server, *sink); }
 };
 
 }  // namespace

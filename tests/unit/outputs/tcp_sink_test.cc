@@ -67,14 +67,7 @@ struct Fixture {
     sink->appended(seg);
   }
   // Runs the loop until the sink is connected and `server` accepted the connection.
-  Peer acceptFrom(TestSocket& server) {
-    Peer p;
-    REQUIRE(loop.waitFor([&] {
-      if (!p.fd.valid()) p.fd = server.accept();
-      return p.fd.valid() && sink->state() == SinkState::kConnected;
-    }));
-    return p;
-  }
+  Peer acceptFrom(TestSocket& server) { return acceptConnected(loop, server, *sink); }
 };
 
 }  // namespace
