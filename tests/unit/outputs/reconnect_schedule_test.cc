@@ -46,11 +46,11 @@ TEST_CASE("Default backoff: a few attempts a second while down, reached within m
     total_wait += static_cast<double>(t - back_at);
     REQUIRE(t - back_at <= max_ms);
   }
-  std::printf("default backoff %lld..%lld ms: at most %d attempts in any second while down; "
-              "first attempt after the return: mean %.0f ms, worst %lld ms (%d outages)\n",
-              static_cast<long long>(defaults.initial.count()),
-              static_cast<long long>(max_ms), max_per_second, total_wait / kSeeds,
-              static_cast<long long>(worst_wait), kSeeds);
+  std::printf(
+      "default backoff %lld..%lld ms: at most %d attempts in any second while down; "
+      "first attempt after the return: mean %.0f ms, worst %lld ms (%d outages)\n",
+      static_cast<long long>(defaults.initial.count()), static_cast<long long>(max_ms),
+      max_per_second, total_wait / kSeeds, static_cast<long long>(worst_wait), kSeeds);
   // Delays are at least max/2 once capped; the first few (initial/2 upwards) add at most 2.
   CHECK(max_per_second <= 6);
 }
@@ -91,7 +91,8 @@ TEST_CASE("Real timers: a refused collector is retried gently and reached soon a
   REQUIRE(conn.start().isOk());
   auto down_since = std::chrono::steady_clock::now();
   loop.runFor(3000);
-  double down_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since).count();
+  double down_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - down_since).count();
   int tries = counter.failed_tries;
   CHECK(counter.ups == 0);
   CHECK(tries >= 3);  // it does keep trying
@@ -102,9 +103,10 @@ TEST_CASE("Real timers: a refused collector is retried gently and reached soon a
   auto back = std::chrono::steady_clock::now();
   REQUIRE(loop.waitFor([&] { return counter.ups == 1; }, 5000));
   double wait_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - back).count();
-  std::printf("refused for %.2f s: %d connect attempts (%.1f/s); connected %.0f ms after the "
-              "port listened again\n",
-              down_s, tries, tries / down_s, wait_s * 1000);
+  std::printf(
+      "refused for %.2f s: %d connect attempts (%.1f/s); connected %.0f ms after the "
+      "port listened again\n",
+      down_s, tries, tries / down_s, wait_s * 1000);
   CHECK(wait_s < 1.5);  // generous: the cap is 500 ms
   closeConnection(loop, conn);
 }
