@@ -77,7 +77,7 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
   - name: NAME
     type: tcp
     addresses: [HOST:PORT, ...]     tried in order (failover)
-    backoff: { initial: 100ms, max: 30s }   jittered exponential reconnect backoff
+    backoff: { initial: 100ms, max: 500ms } jittered exponential reconnect backoff
     connect_timeout: 5s
     keepalive: 30s                  TCP keepalive idle; TCP_USER_TIMEOUT is twice this
     format: raw                     raw (lines as they are, zero-copy) | syslog (RFC 5424,

@@ -17,6 +17,11 @@ namespace logsplice::outputs {
 namespace {
 
 constexpr uint64_t kAckPollMs = 100;
+// A connection must stay up this long before the backoff starts again from `initial`. A
+// collector that accepts and drops connections at once (overloaded, flapping, a proxy with no
+// backend) is then retried on the grown backoff instead of every `initial`; one that served us
+// for a while and then restarted is retried at once.
+constexpr uint64_t kStableConnectionMs = 5000;
 
 TcpConnection* self(void* data) {
   return static_cast<TcpConnection*>(data);
@@ -253,7 +258,7 @@ void TcpConnection::onConnected() {
   ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
   state_ = State::kConnected;
   candidates_.clear();
-  backoff_.reset();
+  connected_at_ = uv_now(loop_);
   if (outage_logged_) {
     spdlog::info("output '{}': connected to {} again", name_, peer_);
     outage_logged_ = false;
@@ -281,6 +286,7 @@ void TcpConnection::fail(const std::string& why, int err) {
   if (state_ == State::kStopped) return;
   std::string detail = err ? why + ": " + std::strerror(err) : why;
   bool was_connected = state_ == State::kConnected;
+  if (was_connected && uv_now(loop_) - connected_at_ >= kStableConnectionMs) backoff_.reset();
   if (!outage_logged_) {
     spdlog::warn("output '{}': {} ({}); retrying with backoff, the file is the buffer", name_,
                  detail, currentPeer());

@@ -20,11 +20,12 @@ namespace logsplice::outputs {
 // One outgoing TCP connection to a collector, kept up for a sink: resolves each configured
 // address without blocking (uv_getaddrinfo), tries every address a name resolves to (IPv4 and
 // IPv6) with a non-blocking connect and a timeout, then the next configured address, and backs
-// off (jittered, exponential) after a whole round failed. Sets keepalive and TCP_USER_TIMEOUT so
-// a silent peer cannot pin our pages for ever. What the sink writes is its own business: it gets
-// the descriptor, asks for writability, and learns how much of what it wrote the peer's TCP
-// stack has acknowledged (docs/design.md K6). Loop thread only; the loop and the handler must
-// outlive it.
+// off (jittered, exponential) after a whole round failed; the backoff starts again from its
+// initial delay only after a connection that stayed up for a while. Sets keepalive and
+// TCP_USER_TIMEOUT so a silent peer cannot pin our pages for ever. What the sink writes is its
+// own business: it gets the descriptor, asks for writability, and learns how much of what it
+// wrote the peer's TCP stack has acknowledged (docs/design.md K6). Loop thread only; the loop
+// and the handler must outlive it.
 class TcpConnection {
  public:
   enum class State { kStopped, kConnecting, kConnected, kBackoff };
@@ -104,6 +105,7 @@ class TcpConnection {
   size_t candidate_ = 0;                      // the next one to try
   std::string peer_;                          // the socket address being tried / connected
   State state_ = State::kStopped;
+  uint64_t connected_at_ = 0;  // uv_now() when the current connection came up
   bool outage_logged_ = false;
   bool want_writable_ = false;
   int poll_events_ = 0;

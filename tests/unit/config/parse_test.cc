@@ -216,7 +216,7 @@ TEST_CASE("absent keys keep their defaults", "[config][parse]") {
   REQUIRE(c.outputs.size() == 2);
   const TcpOutput& tcp = std::get<TcpOutput>(c.outputs[0].kind);
   CHECK(tcp.backoff.initial == Millis(100));
-  CHECK(tcp.backoff.max == seconds(30));
+  CHECK(tcp.backoff.max == Millis(500));
   CHECK(tcp.connect_timeout == seconds(5));
   CHECK(tcp.keepalive == seconds(30));
   const ArchiveOutput& archive = std::get<ArchiveOutput>(c.outputs[1].kind);
