@@ -15,6 +15,8 @@
 #include <functional>
 #include <string>
 
+#include "sys/unique_fd.h"
+
 namespace logsplice::testing {
 
 class TempDir {
@@ -135,5 +137,15 @@ class Loop {
  private:
   uv_loop_t loop_;
 };
+
+// An unlinked temp file holding `content` (gone when its fd closes).
+inline sys::UniqueFd unlinkedTempFile(const std::string& content) {
+  char path[] = "/tmp/ls_unit_XXXXXX";
+  int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::unlink(path);
+  REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
+  return sys::UniqueFd(fd);
+}
 
 }  // namespace logsplice::testing

@@ -24,14 +24,8 @@ using logsplice::testing::readAvailable;
 
 namespace {
 
-// An unlinked temp file holding `content`, shared as the router shares a follower's fd.
 std::shared_ptr<const sys::UniqueFd> tempFile(const std::string& content) {
-  char path[] = "/tmp/ls_fill_XXXXXX";
-  int fd = ::mkstemp(path);
-  REQUIRE(fd >= 0);
-  ::unlink(path);
-  REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
-  return std::make_shared<const sys::UniqueFd>(fd);
+  return std::make_shared<const sys::UniqueFd>(logsplice::testing::unlinkedTempFile(content));
 }
 
 sys::Pipe makePipe(size_t bytes) {

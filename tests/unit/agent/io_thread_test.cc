@@ -27,12 +27,7 @@ using logsplice::testing::readAvailable;
 namespace {
 
 std::shared_ptr<const sys::UniqueFd> tempFile(const std::string& content) {
-  char path[] = "/tmp/ls_io_XXXXXX";
-  int fd = ::mkstemp(path);
-  REQUIRE(fd >= 0);
-  ::unlink(path);
-  REQUIRE(::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()));
-  return std::make_shared<const sys::UniqueFd>(fd);
+  return std::make_shared<const sys::UniqueFd>(logsplice::testing::unlinkedTempFile(content));
 }
 
 sys::Pipe makePipe() {

@@ -3,6 +3,8 @@
 #include "config/event_keys.h"
 
 #include <catch2/catch.hpp>
+
+#include "tests/unit/config/config_test_helpers.h"
 #include <sstream>
 #include <string>
 
@@ -10,23 +12,6 @@
 
 namespace logsplice::config {
 namespace {
-
-std::string allErrors(const ParseResult& result) {
-  std::ostringstream out;
-  for (const ConfigError& e : result.errors) out << "  " << e.toString() << "\n";
-  return out.str();
-}
-
-ParseResult parse(const std::string& text) {
-  return parseConfigString(text, "test.yaml");
-}
-
-Config parseOk(const std::string& text) {
-  ParseResult result = parse(text);
-  INFO("errors:\n" << allErrors(result));
-  REQUIRE(result.ok());
-  return *result.config;
-}
 
 // Parses `text`, expects exactly one error, with message `message`, at line:column.
 void onlyError(const std::string& text, const std::string& message, int line, int column) {

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "tests/unit/config/config_test_helpers.h"
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -26,24 +28,6 @@ outputs:
     addresses: ["127.0.0.1:5140"]
     inputs: [nginx]
 )";
-
-std::string allErrors(const ParseResult& result) {
-  std::ostringstream out;
-  for (const ConfigError& e : result.errors) out << "  " << e.toString() << "\n";
-  return out.str();
-}
-
-ParseResult parse(const std::string& text) {
-  return parseConfigString(text, "test.yaml");
-}
-
-Config parseOk(const std::string& text) {
-  ParseResult result = parse(text);
-  INFO("errors:\n" << allErrors(result));
-  REQUIRE(result.ok());
-  REQUIRE(result.errors.empty());
-  return *result.config;
-}
 
 // The one error whose message contains `needle`; fails the test when there is not exactly one.
 ConfigError errorWith(const ParseResult& result, const std::string& needle) {
