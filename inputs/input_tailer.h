@@ -83,11 +83,12 @@ class InputTailer {
   // Closes every handle and follower (fileClosing for each); on_closed runs once all libuv
   // handles are closed. The tailer may be destroyed after that.
   void close(std::function<void()> on_closed);
-  // The router calls this when a sink caught up on f, so a rotated/deleted file can be closed
-  // at once instead of at the next timer tick. Safe to call from inside an observer callback:
-  // the check then runs when the tailer's own callback unwinds (a follower is never destroyed
+  // Re-checks f now, so a rotated/deleted file every sink has caught up on is closed at once
+  // instead of at the next timer tick. Safe to call from inside an observer callback: the
+  // check then runs when the tailer's own callback unwinds (a follower is never destroyed
   // under a caller's feet). fileClosing is the last call for f; destroy nothing before it.
-  // (Follower::requestRecheck() reaches the tailer directly and is always deferred.)
+  // The agent uses Follower::requestRecheck(), which reaches the tailer directly and is always
+  // deferred; this synchronous form is what the tailer's tests drive.
   void poke(Follower& f);
 
   const config::InputConfig& config() const;
