@@ -12,6 +12,8 @@
 #include <set>
 #include <string_view>
 
+#include "sys/tcp_ulp.h"
+
 namespace logsplice::config {
 namespace {
 
@@ -82,6 +84,13 @@ std::string caProblem(const std::string& path) {
 
 }  // namespace
 
+std::string resolveTlsPath(const std::string& config_file, const std::string& path) {
+  if (path.empty() || path.front() == '/') return path;
+  size_t slash = config_file.rfind('/');
+  if (slash == std::string::npos) return path;  // the config is in the working directory
+  return config_file.substr(0, slash + 1) + path;
+}
+
 std::string tlsFilesProblem(const TlsConfig& tls) {
   if (!tls.ca_file.empty()) {
     if (auto p = caProblem(tls.ca_file); !p.empty()) return p;
@@ -147,7 +156,9 @@ void parseTlsKeys(YamlReader& yaml, const YAML::Node& node, TlsConfig& tls) {
     if (!scalar(key, value)) continue;
     const std::string text = value.Scalar();
     if (name == "ca_file" || name == "cert_file" || name == "key_file") {
-      (name == "ca_file" ? tls.ca_file : name == "cert_file" ? tls.cert_file : tls.key_file) = text;
+      (name == "ca_file"     ? tls.ca_file
+       : name == "cert_file" ? tls.cert_file
+                             : tls.key_file) = resolveTlsPath(yaml.file(), text);
       file_marks.emplace_back(name, value);
     } else if (name == "server_name") {
       tls.server_name = text;
@@ -184,6 +195,12 @@ void parseTlsKeys(YamlReader& yaml, const YAML::Node& node, TlsConfig& tls) {
         tls.ktls = KtlsMode::kAuto;
       } else if (text == "require") {
         tls.ktls = KtlsMode::kRequire;
+        // Known now, so `check` says it instead of the first start.
+        if (!sys::tcpUlpAvailable("tls")) {
+          error(key, "'tls.ktls' is 'require' but this kernel offers no kTLS ('tls' is not in " +
+                         std::string(sys::kTcpAvailableUlpPath) +
+                         "; `modprobe tls`, or set ktls: auto to encrypt in userspace)");
+        }
       } else if (text == "off") {
         tls.ktls = KtlsMode::kOff;
       } else {

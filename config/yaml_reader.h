@@ -74,6 +74,8 @@ class YamlReader {
 
   void error(const Mark& mark, std::string message);
   std::vector<ConfigError>& errors() { return errors_; }
+  // The config file's name as given (relative paths in it are resolved against its directory).
+  const std::string& file() const { return file_; }
 
   static Mark keyMark(const Field& f) { return toMark(f.key_node.Mark()); }
   // Where to point for a problem with a value: the value itself, or its key when the value is

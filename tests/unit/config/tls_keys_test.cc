@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/parse.h"
+#include "sys/tcp_ulp.h"
 #include "tests/support/test_env.h"
 #include "tests/support/tls_test_certs.h"
 
@@ -152,4 +153,59 @@ TEST_CASE("tls: bad files are config errors naming the file", "[config][tls]") {
     CHECK_THAT(r.errors[0].toString(), Catch::StartsWith("test.yaml:1") && Catch::Contains(c.says));
   }
   CHECK(tlsFilesProblem(TlsConfig{}).empty());
+}
+
+TEST_CASE("tls: relative file paths are taken from the config file's directory", "[config][tls]") {
+  CHECK(resolveTlsPath("/etc/logsplice/logsplice.yaml", "tls/ca.pem") ==
+        "/etc/logsplice/tls/ca.pem");
+  CHECK(resolveTlsPath("/etc/logsplice/logsplice.yaml", "/abs/ca.pem") == "/abs/ca.pem");
+  CHECK(resolveTlsPath("conf/logsplice.yaml", "ca.pem") == "conf/ca.pem");
+  CHECK(resolveTlsPath("logsplice.yaml", "ca.pem") == "ca.pem");  // the working directory
+  CHECK(resolveTlsPath("/etc/logsplice.yaml", "") == "");
+
+  testing::TempDir dir;
+  testing::TlsTestCerts certs(dir.path());
+  const std::string config = dir.path() + "/logsplice.yaml";
+  testing::writeFile(config, withTls("      ca_file: ca.pem\n"
+                                     "      cert_file: ./client.pem\n"
+                                     "      key_file: client.key\n"));
+  ParseResult r = parseConfigFile(config);
+  INFO(allErrors(r));
+  REQUIRE(r.ok());
+  const auto& tls = *std::get<TcpOutput>(r.config->outputs[0].kind).tls;
+  CHECK(tls.ca_file == certs.path("ca.pem"));
+  CHECK(tls.cert_file == dir.path() + "/./client.pem");
+  CHECK(tls.key_file == certs.path("client.key"));
+  CHECK(tlsFilesProblem(tls).empty());
+
+  // A relative name that does not exist there is reported with the path that was tried.
+  testing::writeFile(config, withTls("      ca_file: missing-ca.pem\n"));
+  ParseResult bad = parseConfigFile(config);
+  REQUIRE(bad.errors.size() == 1);
+  CHECK_THAT(bad.errors[0].toString(),
+             Catch::StartsWith(config + ":10:16") &&
+                 Catch::Contains("cannot read '" + dir.path() + "/missing-ca.pem'"));
+}
+
+TEST_CASE("tls: ktls require is refused by check where the kernel has no tls ULP",
+          "[config][tls][ktls]") {
+  ParseResult r = parseConfigString(withTls("      ktls: require\n"), "test.yaml");
+  if (sys::tcpUlpAvailable("tls")) {
+    // This kernel offers kTLS: require is a valid promise here.
+    INFO(allErrors(r));
+    CHECK(r.ok());
+    CHECK(std::get<TcpOutput>(r.config->outputs[0].kind).tls->ktls == KtlsMode::kRequire);
+  } else {
+    REQUIRE(r.errors.size() == 1);
+    // At the `ktls` key, saying why.
+    CHECK_THAT(r.errors[0].toString(), Catch::StartsWith("test.yaml:10:7") &&
+                                           Catch::Contains("no kTLS") &&
+                                           Catch::Contains("tcp_available_ulp"));
+  }
+  // An unknown list file offers nothing; a list naming tls offers it.
+  testing::TempDir dir;
+  CHECK_FALSE(sys::tcpUlpAvailable("tls", dir.path() + "/none"));
+  testing::writeFile(dir.path() + "/ulp", "mptcp tls\n");
+  CHECK(sys::tcpUlpAvailable("tls", dir.path() + "/ulp"));
+  CHECK_FALSE(sys::tcpUlpAvailable("espintcp", dir.path() + "/ulp"));
 }
