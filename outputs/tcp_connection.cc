@@ -220,7 +220,9 @@ void TcpConnection::onPoll(int status, int events) {
     return;
   }
   if (state_ != State::kConnected) return;
-  if (events & (UV_READABLE | UV_DISCONNECT)) {
+  if ((events & (UV_READABLE | UV_DISCONNECT)) && handler_.connectionReadable()) {
+    if (state_ != State::kConnected) return;  // the handler gave up on the connection
+  } else if (events & (UV_READABLE | UV_DISCONNECT)) {
     char buf[4096];
     for (;;) {
       ssize_t n = ::recv(sock_.get(), buf, sizeof buf, MSG_DONTWAIT);

@@ -45,6 +45,10 @@ class TcpConnection {
     // Bytes the peer sent. Collectors of newline-delimited lines send nothing: the default
     // drops them (reading only to notice a close or reset early).
     virtual void connectionData(const char* /*data*/, size_t /*len*/) {}
+    // The descriptor is readable (or the peer hung up). A handler whose TLS library reads the
+    // socket itself (OpenSSL on the descriptor, kernel TLS) reads here and returns true; false
+    // (the default) lets the connection read and pass the bytes to connectionData.
+    virtual bool connectionReadable() { return false; }
   };
 
   // Resolves a configured address into the socket addresses to try, in order; calls `done`

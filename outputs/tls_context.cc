@@ -3,10 +3,9 @@
 #include <openssl/err.h>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-#include <sstream>
-
 #include "config/tls_keys.h"
+#include "outputs/ktls.h"
+#include "sys/tcp_ulp.h"
 
 namespace logsplice::outputs {
 
@@ -20,39 +19,19 @@ std::string opensslError(const char* fallback) {
 }
 
 bool kernelHasKtls() {
-  std::ifstream in("/proc/sys/net/ipv4/tcp_available_ulp");
-  std::string word;
-  while (in >> word) {
-    if (word == "tls") return true;
-  }
-  return false;
+  return sys::tcpUlpAvailable("tls");
 }
 
 sys::Result<std::shared_ptr<TlsContext>> TlsContext::create(std::string output,
                                                             const config::TlsConfig& cfg) {
   std::shared_ptr<TlsContext> c(new TlsContext(std::move(output), cfg));
-  if (cfg.ktls == config::KtlsMode::kRequire && !kernelHasKtls()) {
-    return sys::Error::invalidConfig(
-        "output '" + c->output_ +
-        "': tls.ktls is 'require' but this kernel offers no kTLS ('tls' is not in "
-        "/proc/sys/net/ipv4/tcp_available_ulp; try `modprobe tls`, or set ktls: auto)");
-  }
-  if (cfg.ktls == config::KtlsMode::kRequire) {
-    // The kernel has it, but this build encrypts in userspace only: refusing is the honest
-    // answer to `require`.
-    return sys::Error::invalidConfig("output '" + c->output_ +
-                                     "': tls.ktls is 'require' but this build has no kTLS send "
-                                     "path yet (userspace TLS only); set ktls: auto");
+  // Whether the kernel can have the send side at all; the format is the sink's to check.
+  if (auto p = ktls::plan(cfg.ktls, /*raw_format=*/true, kernelHasKtls()); !p.refusal.empty()) {
+    return sys::Error::invalidConfig("output '" + c->output_ + "': " + p.refusal);
   }
   auto built = c->build();
   if (!built.ok()) return built.error();
   c->ctx_ = built.value();
-  if (cfg.ktls == config::KtlsMode::kAuto && kernelHasKtls()) {
-    spdlog::info(
-        "output '{}': the kernel offers kTLS, but this build encrypts in userspace "
-        "(logsplice_tls_ktls is 0)",
-        c->output_);
-  }
   if (!cfg.verify) {
     spdlog::warn("output '{}': tls.verify is false: the collector's certificate is NOT checked",
                  c->output_);

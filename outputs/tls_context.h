@@ -41,7 +41,7 @@ class TlsContext {
 };
 
 // Whether this kernel offers the TLS upper-layer protocol (kTLS): `tls` listed in
-// /proc/sys/net/ipv4/tcp_available_ulp (or loadable: the module may not be loaded yet).
+// /proc/sys/net/ipv4/tcp_available_ulp, or its module installed (sys/tcp_ulp.h).
 bool kernelHasKtls();
 
 // The reason OpenSSL gave last (its error queue is cleared), or `fallback` when none.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "outputs/ktls.h"
 #include "outputs/tcp_sink.h"
 #include "sys/assert.h"
 
@@ -46,6 +47,17 @@ bool TlsEventSink::canDeliver() const {
 }
 
 sys::Error TlsEventSink::start() {
+  const ktls::Plan plan =
+      ktls::plan(cfg_.tls->ktls, cfg_.format == config::EventFormat::kRaw, kernelHasKtls());
+  if (!plan.refusal.empty()) {
+    return sys::Error::invalidConfig("output '" + name() + "': " + plan.refusal);
+  }
+  if (plan.try_kernel && cfg_.tls->ktls == config::KtlsMode::kRequire) {
+    // makeSink gives such an output a KtlsSink; this sink encrypts in userspace only.
+    return sys::Error::invalidConfig("output '" + name() +
+                                     "': tls.ktls is 'require' and this sink is userspace TLS");
+  }
+  userspace_reason_ = plan.try_kernel ? "userspace TLS" : "userspace TLS: " + plan.why_userspace;
   if (!ctx_) {
     auto ctx = TlsContext::create(name(), *cfg_.tls);
     if (!ctx.ok()) return ctx.error();
@@ -121,8 +133,8 @@ void TlsEventSink::established() {
   if (!accepted_) startTimer(std::min<uint64_t>(kAcceptWaitMs, cfg_.connect_timeout.count()));
   last_failure_.clear();
   ++stats_.connects;
-  spdlog::info("output '{}': TLS established with {} ({}, userspace TLS)", name(),
-               conn_.currentPeer(), negotiated());
+  spdlog::info("output '{}': TLS established with {} ({}, {})", name(), conn_.currentPeer(),
+               negotiated(), userspace_reason_);
   drain();
   listener_.sinkReady(*this);
 }

@@ -54,7 +54,8 @@ class TlsEventSink : public EventSink, private TcpConnection::Handler {
 
   SinkState state() const override;
   void refreshDelivery() override { updateAcks(); }
-  // Builds the TLS context (an error names the bad file, or says why kTLS cannot be had).
+  // Builds the TLS context (an error names the bad file, or says why kTLS cannot be had:
+  // `ktls: require` is refused here; raw outputs get kernel TLS from KtlsSink).
   sys::Error start() override;
   void stop() override;
   void close(std::function<void()> on_closed) override;
@@ -115,7 +116,8 @@ class TlsEventSink : public EventSink, private TcpConnection::Handler {
   uint64_t handshake_failures_ = 0;
   std::string last_failure_;  // the last one logged here (once per distinct reason)
   std::string last_handshake_failure_;
-  bool accepted_ = false;  // the server accepted the session (see above)
+  std::string userspace_reason_;  // why this output encrypts in userspace (logged)
+  bool accepted_ = false;         // the server accepted the session (see above)
   bool failure_counted_ = false;
   uv_loop_t* loop_;
   sys::UvHandle<uv_timer_t> handshake_timer_;

@@ -30,16 +30,32 @@ TlsSession::TlsSession(SSL_CTX* ctx, const std::string& host, const std::string&
   BIO_set_mem_eof_return(rbio_, -1);
   SSL_set_bio(ssl_, rbio_, wbio_);
   SSL_set_connect_state(ssl_);
+  configureClientSsl(ssl_, host, server_name, verify);
+}
+
+void configureClientSsl(SSL* ssl, const std::string& host, const std::string& server_name,
+                        bool verify) {
   const std::string& name = server_name.empty() ? host : server_name;
-  if (!isIpAddress(name)) SSL_set_tlsext_host_name(ssl_, name.c_str());
+  if (!isIpAddress(name)) SSL_set_tlsext_host_name(ssl, name.c_str());
   if (verify) {
     if (isIpAddress(name)) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str());
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
     } else {
-      SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      SSL_set1_host(ssl_, name.c_str());
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      SSL_set1_host(ssl, name.c_str());
     }
   }
+}
+
+std::string sslFailure(SSL* ssl, int rc, const char* what) {
+  int err = SSL_get_error(ssl, rc);
+  std::string reason =
+      opensslError(err == SSL_ERROR_SYSCALL ? "connection closed" : "unknown error");
+  long verify = SSL_get_verify_result(ssl);
+  if (verify != X509_V_OK) {
+    reason += std::string(" (certificate verify: ") + X509_verify_cert_error_string(verify) + ")";
+  }
+  return std::string(what) + ": " + reason;
 }
 
 TlsSession::~TlsSession() {
@@ -47,14 +63,7 @@ TlsSession::~TlsSession() {
 }
 
 void TlsSession::setFailure(int rc, const char* what) {
-  int err = SSL_get_error(ssl_, rc);
-  std::string reason =
-      opensslError(err == SSL_ERROR_SYSCALL ? "connection closed" : "unknown error");
-  long verify = SSL_get_verify_result(ssl_);
-  if (verify != X509_V_OK) {
-    reason += std::string(" (certificate verify: ") + X509_verify_cert_error_string(verify) + ")";
-  }
-  failure_ = std::string(what) + ": " + reason;
+  failure_ = sslFailure(ssl_, rc, what);
 }
 
 TlsSession::Step TlsSession::handshake() {

@@ -8,6 +8,14 @@
 
 namespace logsplice::outputs {
 
+// Sets what a client checks and sends on `ssl`: `host` (the address's host part) is verified
+// (SSL_set1_host, or the IP address) unless `server_name` overrides it; SNI is sent for a name,
+// never for an IP address. Shared by the memory-BIO session below and kernel TLS.
+void configureClientSsl(SSL* ssl, const std::string& host, const std::string& server_name,
+                        bool verify);
+// "<what>: <OpenSSL's reason>[ (certificate verify: <result>)]" for a failed call returning rc.
+std::string sslFailure(SSL* ssl, int rc, const char* what);
+
 // One TLS client session over memory BIOs: the caller moves the bytes. What the peer sent goes
 // in with feed(); the records OpenSSL produces (handshake, application data, alerts) come out
 // with takeCiphertext() and are written to the socket by the caller, so it knows exactly how

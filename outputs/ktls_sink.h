@@ -1,0 +1,110 @@
+#pragma once
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "outputs/ktls.h"
+#include "outputs/stream_sink.h"
+#include "outputs/tcp_connection.h"
+#include "outputs/tls_context.h"
+
+namespace logsplice::outputs {
+
+// A raw output over TLS that lets the kernel encrypt where it can (makeSink picks it for
+// `format: raw` with `tls:` when the kernel offers the `tls` ULP and ktls is not off).
+//
+// After the TCP connect, OpenSSL runs the handshake on the socket itself (SSL_set_fd,
+// SSL_OP_ENABLE_KTLS), non-blocking on the loop: the connection hands readability to this sink
+// instead of reading. Then the write BIO says whether the send side went into the kernel
+// (outputs/ktls.h: OpenSSL falls back silently, so it is asked):
+//  - kernel TLS: the pipe is spliced into the socket as by TcpSink, and the kernel encrypts.
+//    Nothing passes through the agent's memory (bytes_copied stays 0). Delivery is the lower
+//    bound of ktls::AckBound (plaintext sent minus SIOCOUTQ and a slack), because the kernel,
+//    not the agent, decides where records end.
+//  - userspace TLS (`ktls: auto`): the pipe is read (counted in bytes_copied) and SSL_write'n in
+//    16 KiB records; each record's end on the wire is known (the socket BIO counts what it
+//    wrote), so delivery is exact per record, as in TlsEventSink.
+//  - `ktls: require`: the connection is dropped with the reason and retried with the backoff;
+//    the file stays the buffer.
+// A handshake failure is logged with OpenSSL's reason, counted, and retried with the backoff.
+// Under TLS 1.3 nothing is reported delivered until the server showed it accepted the session
+// (a record after the handshake, or no alert within a short wait), as in TlsEventSink.
+// Loop thread only; the loop and the listener must outlive it.
+class KtlsSink : public StreamSink, private TcpConnection::Handler {
+ public:
+  enum class Path { kHandshake, kKernel, kUserspace };
+
+  KtlsSink(uv_loop_t* loop, std::string name, const config::TcpOutput& cfg, SinkListener& listener,
+           size_t pipe_bytes, sys::SysCalls& sys = sys::SysCalls::real());
+  ~KtlsSink() override;
+
+  SinkState state() const override;
+  void refreshDelivery() override { updateAcks(); }
+  // Builds the TLS context; refuses `ktls: require` where the kernel has no kTLS, saying why.
+  sys::Error start() override;
+  void stop() override;
+  void close(std::function<void()> on_closed) override;
+  void collectMetrics(sys::MetricWriter& w) const override;
+  void updateAcks();
+  // SIGHUP: re-reads the certificates (a bad new one keeps the running context).
+  sys::Error reloadTls();
+
+  Path path() const { return path_; }
+  bool ktlsInUse() const { return path_ == Path::kKernel; }
+  bool tlsEstablished() const { return ssl_ != nullptr && path_ != Path::kHandshake; }
+  std::string negotiated() const;
+  uint64_t handshakeFailures() const { return handshake_failures_; }
+  const std::string& lastHandshakeFailure() const { return last_handshake_failure_; }
+  TcpConnection& connection() { return conn_; }
+
+ protected:
+  void drain() override;
+  bool canDeliver() const override;
+
+ private:
+  struct Record {
+    uint64_t wire_end;   // socket bytes written on this connection up to the record's end
+    uint64_t plain_end;  // stream position of its last plaintext byte + 1
+  };
+
+  void connectionUp() override;
+  void connectionWritable() override;
+  void connectionDown(bool was_connected) override;
+  void connectionAckTick() override { updateAcks(); }
+  bool connectionReadable() override;
+
+  void stepHandshake();
+  void established();
+  void handshakeFailed(const std::string& why);
+  void readIncoming();
+  void drainKernel();
+  void drainUserspace();
+  void startTimer(uint64_t ms);
+  void resetSession();
+
+  size_t pipe_bytes_;
+  config::TcpOutput cfg_;
+  TcpConnection conn_;
+  std::shared_ptr<TlsContext> ctx_;
+  SSL* ssl_ = nullptr;
+  Path path_ = Path::kHandshake;
+  ktls::AckBound acks_;         // kernel path
+  std::deque<Record> records_;  // userspace path
+  std::vector<char> out_buf_;   // userspace path: the record being written (SSL_write retries)
+  size_t out_len_ = 0;
+  bool accepted_ = false;
+  bool failure_counted_ = false;
+  uint64_t handshake_failures_ = 0;
+  std::string last_handshake_failure_;
+  std::string last_failure_;
+  uv_loop_t* loop_;
+  sys::UvHandle<uv_timer_t> handshake_timer_;
+};
+
+}  // namespace logsplice::outputs
