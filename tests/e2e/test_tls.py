@@ -3,8 +3,9 @@ rsyslog-openssl) and syslog-ng's transport("tls"), both started by scripts/colle
 
 Certificates are made by the test with the openssl CLI: a CA, a server certificate for
 127.0.0.1 and a client certificate (mutual TLS). Checked: every line arrives in order over TLS
-(raw format), with and without a client certificate required, across a collector restart; and
-`logsplice check` refuses bad TLS files naming them.
+(raw format), with and without a client certificate required, across a collector restart;
+`logsplice check` refuses bad TLS files naming them, and `ktls: require` where the kernel has no
+kTLS (the kTLS delivery test runs only where it has it, and says why it is skipped).
 """
 
 import os
@@ -190,6 +191,66 @@ class Tls(E2ETest):
             self.assertEqual(r.returncode, 1, r.stderr)
             self.assertIn(says, r.stderr)
             self.assertIn(f"{cfg}:", r.stderr)  # file:line:col
+
+    def test_check_refuses_ktls_require_where_the_kernel_has_no_ktls(self):
+        if kernel_has_ktls():
+            self.skipTest("this kernel offers kTLS ('tls' in tcp_available_ulp): ktls: require is "
+                          "valid here (test_raw_over_kernel_tls covers it)")
+        # Relative file names are taken from the config file's directory.
+        cfg = self.config([{"name": "app", "paths": [self.path("in", "x.log")]}],
+                          [{"name": "central", "type": "tcp", "addresses": ["127.0.0.1:6514"],
+                            "inputs": ["app"],
+                            "tls": {"ca_file": "certs/ca.pem", "ktls": "require"}}])
+        r = run_cli("check", "--config", cfg)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        m = re.search(rf"{re.escape(cfg)}:(\d+):(\d+): .*'require' but this kernel offers no kTLS",
+                      r.stderr)
+        self.assertIsNotNone(m, r.stderr)
+        self.assertIn("tcp_available_ulp", r.stderr)
+        line, col = int(m.group(1)), int(m.group(2))
+        with open(cfg) as f:
+            self.assertTrue(f.read().splitlines()[line - 1][col - 1:].startswith("ktls"))
+        # The one error: the relative CA file was found next to the config.
+        self.assertEqual(len(re.findall(rf"{re.escape(cfg)}:\d+:\d+:", r.stderr)), 1, r.stderr)
+        # auto is fine (userspace TLS on this kernel).
+        ok = self.config([{"name": "app", "paths": [self.path("in", "x.log")]}],
+                         [{"name": "central", "type": "tcp", "addresses": ["127.0.0.1:6514"],
+                           "inputs": ["app"], "tls": {"ca_file": "certs/ca.pem", "ktls": "auto"}}],
+                         name="auto.yaml")
+        self.assertEqual(run_cli("check", "--config", ok).returncode, 0)
+
+    def test_raw_over_kernel_tls(self):
+        if not kernel_has_ktls():
+            self.skipTest("SKIPPED: this kernel has no kTLS ('tls' is not in "
+                          "/proc/sys/net/ipv4/tcp_available_ulp; built without CONFIG_TLS)")
+        col = self.tls_collector("rsyslog")
+        log = LineWriter(self.path("in", "app.log"), tag="ktls", payload_bytes=120)
+        log.write(3000)
+        cfg = self.config([{"name": "app", "paths": [log.path], "start_at": "beginning"}],
+                          [{"name": "central", "type": "tcp", "addresses": [col.address],
+                            "inputs": ["app"],
+                            "tls": {"ca_file": os.path.join(self.certs, "ca.pem"),
+                                    "ciphersuites": "TLS_AES_128_GCM_SHA256",
+                                    "ktls": "require"}}],
+                          agent={"metrics": {"listen": "127.0.0.1:0"}})
+        agent = self.agent(cfg)
+        col.wait_lines(3000, timeout=30)
+        self.assertLines(log.lines, col.lines())
+        self.assertIn("kernel TLS: the pipe is spliced into the socket", agent.stderr_text())
+        port = wait_for(lambda: re.search(r"metrics listening on \S+ \(port (\d+)\)",
+                                          agent.stderr_text()), what="metrics port").group(1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            page = r.read().decode()
+        self.assertRegex(page, r'(?m)^logsplice_tls_ktls\{output="central"\} 1$')
+        self.assertRegex(page, r'(?m)^logsplice_bytes_copied_total\{output="central"\} 0$')
+
+
+def kernel_has_ktls():
+    try:
+        with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
+            return "tls" in f.read().split()
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":
