@@ -927,7 +927,7 @@ def rotate(seq, k):
 def main():
     raise_nofile()
     scenarios = sys.argv[1:] or ["catchup", "fanout", "archive", "live", "outage", "glob", "zerocopy",
-                                 "events"]
+                                 "events", "tls"]
     out_dir = os.environ.get("LSB_OUT", os.path.join(BENCH, "out"))
     os.makedirs(out_dir, exist_ok=True)
     ws = Workspace()
@@ -1012,6 +1012,9 @@ def main():
         run_reps(f"events-live-{rate}", cs,
                  lambda c: live_trial(ws, c, rate, CFG["live_seconds"], rx_mode="octet",
                                       scenario="events-live"), CFG["live_reps"] or reps)
+    if "tls" in scenarios:
+        import scenario_tls  # bench/scenario_tls.py
+        scenario_tls.run(sys.modules[__name__], ws, run_reps, use_agent)
     save()
     if os.environ.get("LSB_KEEP") != "1":
         ws.clean_trials()

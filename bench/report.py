@@ -281,6 +281,8 @@ def main():
               "userspace at least twice (≈ 2.0); a zero-copy one stays near 0 (what remains is tail peeks for the last "
               "newline, inotify, eventfd and the like). Splice bytes are counted per call, so file→pipe→socket "
               "shows 2.0.", ""] + zc_table(rs) + [""]
+    import scenario_tls  # bench/scenario_tls.py: the `tls` scenario renders its own table
+    L += scenario_tls.report_lines(by(results, "tls"), med)
     bad = [r for r in results if not r.get("ok")]
     if bad:
         L += ["## Failed or incomplete runs", ""]

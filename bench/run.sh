@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One command for the logsplice benchmarks.
 #
-#   bench/run.sh [--quick] [catchup] [fanout] [archive] [live] [outage] [glob] [zerocopy]
+#   bench/run.sh [--quick] [catchup] [fanout] [archive] [live] [outage] [glob] [zerocopy] [events] [tls]
 #
-# Installs what it needs (Debian packages: rsyslog, strace, python3-matplotlib, and a private
-# syslog-ng via bench/peers/install.sh), builds bench/build/, runs the scenarios (all by
-# default) and writes docs/benchmarks/results.md plus PNG plots. The logsplice agent
+# Installs what it needs (Debian packages: rsyslog, rsyslog-openssl, libssl-dev, strace,
+# python3-matplotlib, and a private syslog-ng via bench/peers/install.sh), builds bench/build/,
+# runs the scenarios (all by default) and writes docs/benchmarks/results.md plus PNG plots. The logsplice agent
 # (build/logsplice) joins when it works; otherwise it is reported as n/a.
 #
 # Sizes and repetitions come from the environment (see bench/README.md): LSB_SIZE (1G),
@@ -32,7 +32,7 @@ done
 log() { printf '[bench/run.sh] %s\n' "$*" >&2; }
 pkg_ok() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]; }
 need=()
-for p in python3-matplotlib strace make gcc; do pkg_ok "$p" || need+=("$p"); done
+for p in python3-matplotlib strace make gcc rsyslog-openssl libssl-dev; do pkg_ok "$p" || need+=("$p"); done
 if ((${#need[@]})); then
   log "installing ${need[*]}"
   apt-get update -qq
