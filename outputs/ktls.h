@@ -13,11 +13,11 @@ namespace logsplice::outputs::ktls {
 // hands the send keys to the kernel (the `tls` TCP ULP), so the pipe keeps being spliced into
 // the socket and the kernel encrypts: no copy through userspace. This file holds the decisions
 // and the delivery arithmetic, apart from any socket, so they are unit-tested alone; the sink
-// that uses them is outputs/ktls_sink.h. docs/design.md section 1.4 has the whole path.
+// that uses them is outputs/tls_stream_sink.h. docs/design.md section 1.4 has the whole path.
 
 // Before connecting: which path an output with `tls:` takes.
 struct Plan {
-  bool try_kernel = false;    // handshake on the socket with SSL_OP_ENABLE_KTLS (KtlsSink)
+  bool try_kernel = false;    // handshake on the socket with SSL_OP_ENABLE_KTLS (TlsStreamSink)
   std::string refusal;        // not empty: the output must not start (`ktls: require`), and why
   std::string why_userspace;  // when not trying the kernel: the reason, for the log
 };

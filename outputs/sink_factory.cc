@@ -6,8 +6,7 @@
 
 #include "outputs/archive_sink.h"
 #include "outputs/event_framer.h"
-#include "outputs/ktls.h"
-#include "outputs/ktls_sink.h"
+#include "outputs/tls_stream_sink.h"
 #include "outputs/multiline_stage.h"
 #include "outputs/tcp_event_sink.h"
 #include "outputs/tcp_sink.h"
@@ -19,16 +18,10 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
                                SinkListener& listener, const config::AgentConfig& agent,
                                const std::vector<config::InputConfig>& inputs) {
   if (const auto* tcp = std::get_if<config::TcpOutput>(&out.kind)) {
-    if (tcp->tls && tcp->format == config::EventFormat::kRaw &&
-        ktls::plan(tcp->tls->ktls, true, kernelHasKtls()).try_kernel) {
-      // The kernel may encrypt: the pipe keeps being spliced (outputs/ktls_sink.h).
-      return std::make_unique<KtlsSink>(loop, out.name, *tcp, listener, agent.pipe_bytes);
-    }
     if (tcp->tls && tcp->format == config::EventFormat::kRaw) {
-      // Userspace TLS reads the pipe anyway, so a raw output goes through the event sink with
-      // the identity framer: exact per-line delivery and resend points.
-      return std::make_unique<TlsEventSink>(loop, out.name, *tcp, listener, agent.pipe_bytes,
-                                            std::make_unique<RawLineFramer>());
+      // Kernel TLS where the kernel has it (the pipe keeps being spliced), else userspace TLS
+      // in full records (outputs/tls_stream_sink.h).
+      return std::make_unique<TlsStreamSink>(loop, out.name, *tcp, listener, agent.pipe_bytes);
     }
     if (tcp->format == config::EventFormat::kRaw) {
       return std::make_unique<TcpSink>(loop, out.name, *tcp, listener, agent.pipe_bytes);
@@ -64,7 +57,7 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
 
 sys::Error reloadTlsOf(Sink& sink) {
   if (auto* tls = dynamic_cast<TlsEventSink*>(&sink)) return tls->reloadTls();
-  if (auto* tls = dynamic_cast<KtlsSink*>(&sink)) return tls->reloadTls();
+  if (auto* tls = dynamic_cast<TlsStreamSink*>(&sink)) return tls->reloadTls();
   return sys::Error::ok();
 }
 

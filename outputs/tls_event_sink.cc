@@ -53,7 +53,7 @@ sys::Error TlsEventSink::start() {
     return sys::Error::invalidConfig("output '" + name() + "': " + plan.refusal);
   }
   if (plan.try_kernel && cfg_.tls->ktls == config::KtlsMode::kRequire) {
-    // makeSink gives such an output a KtlsSink; this sink encrypts in userspace only.
+    // makeSink gives such an output a TlsStreamSink; this sink encrypts in userspace only.
     return sys::Error::invalidConfig("output '" + name() +
                                      "': tls.ktls is 'require' and this sink is userspace TLS");
   }

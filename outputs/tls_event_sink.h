@@ -55,7 +55,7 @@ class TlsEventSink : public EventSink, private TcpConnection::Handler {
   SinkState state() const override;
   void refreshDelivery() override { updateAcks(); }
   // Builds the TLS context (an error names the bad file, or says why kTLS cannot be had:
-  // `ktls: require` is refused here; raw outputs get kernel TLS from KtlsSink).
+  // `ktls: require` is refused here; raw outputs get kernel TLS from TlsStreamSink).
   sys::Error start() override;
   void stop() override;
   void close(std::function<void()> on_closed) override;

@@ -1,4 +1,4 @@
-#include "outputs/ktls_sink.h"
+#include "outputs/tls_stream_sink.h"
 
 #include <openssl/err.h>
 #include <spdlog/spdlog.h>
@@ -20,8 +20,8 @@ constexpr uint64_t kAcceptWaitMs = 500;
 
 }  // namespace
 
-KtlsSink::KtlsSink(uv_loop_t* loop, std::string name, const config::TcpOutput& cfg,
-                   SinkListener& listener, size_t pipe_bytes, sys::SysCalls& sys)
+TlsStreamSink::TlsStreamSink(uv_loop_t* loop, std::string name, const config::TcpOutput& cfg,
+                             SinkListener& listener, size_t pipe_bytes, sys::SysCalls& sys)
     : StreamSink(name, listener, sys),
       pipe_bytes_(pipe_bytes),
       cfg_(cfg),
@@ -30,26 +30,25 @@ KtlsSink::KtlsSink(uv_loop_t* loop, std::string name, const config::TcpOutput& c
   LS_ASSERT(cfg.tls.has_value(), "a TLS sink needs a tls: config");
 }
 
-KtlsSink::~KtlsSink() {
+TlsStreamSink::~TlsStreamSink() {
   SSL_free(ssl_);
 }
 
-SinkState KtlsSink::state() const {
+SinkState TlsStreamSink::state() const {
   SinkState s = sinkStateOf(conn_.state());
   if (s == SinkState::kConnected && !tlsEstablished()) return SinkState::kConnecting;
   return s;
 }
 
-bool KtlsSink::canDeliver() const {
+bool TlsStreamSink::canDeliver() const {
   return conn_.state() == TcpConnection::State::kConnected && tlsEstablished();
 }
 
-sys::Error KtlsSink::start() {
-  // `require` is refused before any connection where the kernel cannot have it; `auto` tries
-  // (OpenSSL falls back to userspace TLS, and the sink follows).
-  const ktls::Plan plan = ktls::plan(cfg_.tls->ktls, true, kernelHasKtls());
-  if (!plan.refusal.empty()) {
-    return sys::Error::invalidConfig("output '" + name() + "': " + plan.refusal);
+sys::Error TlsStreamSink::start() {
+  // `require` is refused before any connection where the kernel cannot have it.
+  plan_ = ktls::plan(cfg_.tls->ktls, true, kernelHasKtls());
+  if (!plan_.refusal.empty()) {
+    return sys::Error::invalidConfig("output '" + name() + "': " + plan_.refusal);
   }
   if (!ctx_) {
     auto ctx = TlsContext::create(name(), *cfg_.tls);
@@ -64,18 +63,18 @@ sys::Error KtlsSink::start() {
   return conn_.start();
 }
 
-sys::Error KtlsSink::reloadTls() {
+sys::Error TlsStreamSink::reloadTls() {
   if (!ctx_) return sys::Error::ok();
   return ctx_->reload();
 }
 
-std::string KtlsSink::negotiated() const {
+std::string TlsStreamSink::negotiated() const {
   if (!tlsEstablished()) return {};
   const char* cipher = SSL_get_cipher_name(ssl_);
   return std::string(SSL_get_version(ssl_)) + " " + (cipher ? cipher : "");
 }
 
-void KtlsSink::resetSession() {
+void TlsStreamSink::resetSession() {
   SSL_free(ssl_);
   ssl_ = nullptr;
   path_ = Path::kHandshake;
@@ -87,11 +86,11 @@ void KtlsSink::resetSession() {
   if (handshake_timer_) uv_timer_stop(handshake_timer_.get());
 }
 
-void KtlsSink::startTimer(uint64_t ms) {
+void TlsStreamSink::startTimer(uint64_t ms) {
   uv_timer_start(
       handshake_timer_.get(),
       [](uv_timer_t* t) {
-        auto* s = static_cast<KtlsSink*>(t->data);
+        auto* s = static_cast<TlsStreamSink*>(t->data);
         if (!s || !s->ssl_) return;
         if (s->path_ == Path::kHandshake) {
           s->handshakeFailed("TLS handshake timed out");
@@ -103,7 +102,7 @@ void KtlsSink::startTimer(uint64_t ms) {
       ms, 0);
 }
 
-void KtlsSink::connectionUp() {
+void TlsStreamSink::connectionUp() {
   resetSession();
   ssl_ = SSL_new(ctx_->get());
   if (ssl_ == nullptr) {
@@ -111,7 +110,7 @@ void KtlsSink::connectionUp() {
     return;
   }
   configureClientSsl(ssl_, conn_.currentAddress().host, cfg_.tls->server_name, cfg_.tls->verify);
-  ktls::request(ssl_);
+  if (plan_.try_kernel) ktls::request(ssl_);
   // OpenSSL reads and writes the socket itself: only then can it hand the keys to the kernel.
   SSL_set_fd(ssl_, conn_.fd());
   SSL_set_connect_state(ssl_);
@@ -119,7 +118,7 @@ void KtlsSink::connectionUp() {
   stepHandshake();
 }
 
-void KtlsSink::stepHandshake() {
+void TlsStreamSink::stepHandshake() {
   ERR_clear_error();
   int rc = SSL_do_handshake(ssl_);
   if (rc == 1) {
@@ -134,14 +133,14 @@ void KtlsSink::stepHandshake() {
   handshakeFailed(sslFailure(ssl_, rc, "TLS handshake failed"));
 }
 
-void KtlsSink::handshakeFailed(const std::string& why) {
+void TlsStreamSink::handshakeFailed(const std::string& why) {
   ++handshake_failures_;
   last_handshake_failure_ = why;
   failure_counted_ = true;  // connectionDown must not count it again
   conn_.fail(why, 0);       // logs the reason and backs off
 }
 
-void KtlsSink::established() {
+void TlsStreamSink::established() {
   uv_timer_stop(handshake_timer_.get());
   const bool kernel = ktls::sendActive(ssl_);
   const std::string what = std::string(SSL_get_version(ssl_)) + " " +
@@ -166,13 +165,14 @@ void KtlsSink::established() {
   last_failure_.clear();
   ++stats_.connects;
   spdlog::info("output '{}': TLS established with {} ({}, {})", name(), conn_.currentPeer(), what,
-               kernel ? "kernel TLS: the pipe is spliced into the socket"
-                      : "userspace TLS: OpenSSL did not enable kTLS send");
+               kernel             ? "kernel TLS: the pipe is spliced into the socket"
+               : plan_.try_kernel ? "userspace TLS: OpenSSL did not enable kTLS send"
+                                  : "userspace TLS: " + plan_.why_userspace);
   drain();
   listener_.sinkReady(*this);
 }
 
-bool KtlsSink::connectionReadable() {
+bool TlsStreamSink::connectionReadable() {
   if (ssl_ == nullptr) return false;
   if (path_ == Path::kHandshake) {
     stepHandshake();
@@ -182,7 +182,7 @@ bool KtlsSink::connectionReadable() {
   return true;
 }
 
-void KtlsSink::readIncoming() {
+void TlsStreamSink::readIncoming() {
   BIO* rbio = SSL_get_rbio(ssl_);
   const uint64_t before = BIO_number_read(rbio);
   char buf[4096];
@@ -211,7 +211,7 @@ void KtlsSink::readIncoming() {
   if (path_ == Path::kUserspace && ssl_ != nullptr) drain();
 }
 
-void KtlsSink::connectionWritable() {
+void TlsStreamSink::connectionWritable() {
   if (ssl_ == nullptr) return;
   if (path_ == Path::kHandshake) {
     stepHandshake();
@@ -220,7 +220,7 @@ void KtlsSink::connectionWritable() {
   }
 }
 
-void KtlsSink::connectionDown(bool was_connected) {
+void TlsStreamSink::connectionDown(bool was_connected) {
   const bool was_established = tlsEstablished();
   if (was_established && !accepted_ && !failure_counted_) {
     ++handshake_failures_;
@@ -238,7 +238,7 @@ void KtlsSink::connectionDown(bool was_connected) {
   if (was_established) rewindUnacknowledged();
 }
 
-void KtlsSink::drain() {
+void TlsStreamSink::drain() {
   if (!canDeliver()) return;
   if (path_ == Path::kKernel) {
     drainKernel();
@@ -247,7 +247,7 @@ void KtlsSink::drain() {
   }
 }
 
-void KtlsSink::drainKernel() {
+void TlsStreamSink::drainKernel() {
   bool moved = false;
   while (drainable() > 0) {
     // No SPLICE_F_MORE: each call closes its last record (the accounting relies on it), and at
@@ -266,7 +266,7 @@ void KtlsSink::drainKernel() {
   if (moved) listener_.sinkReady(*this);
 }
 
-void KtlsSink::drainUserspace() {
+void TlsStreamSink::drainUserspace() {
   bool moved = false;
   for (;;) {
     if (out_len_ == 0) {
@@ -301,7 +301,7 @@ void KtlsSink::drainUserspace() {
   if (moved) listener_.sinkReady(*this);
 }
 
-void KtlsSink::updateAcks() {
+void TlsStreamSink::updateAcks() {
   if (ssl_ == nullptr || path_ == Path::kHandshake || !accepted_) return;
   auto unacked = conn_.unacknowledged();
   if (!unacked) return;
@@ -320,7 +320,7 @@ void KtlsSink::updateAcks() {
   if (plain > 0) deliveredUpTo(plain);
 }
 
-void KtlsSink::stop() {
+void TlsStreamSink::stop() {
   updateAcks();
   if (tlsEstablished() && conn_.state() == TcpConnection::State::kConnected) {
     // Best effort (the socket is non-blocking): the collector learns the stream ended cleanly.
@@ -332,7 +332,7 @@ void KtlsSink::stop() {
   resetSession();
 }
 
-void KtlsSink::close(std::function<void()> on_closed) {
+void TlsStreamSink::close(std::function<void()> on_closed) {
   stop();
   auto pending = std::make_shared<int>(2);
   auto done = [pending, cb = std::move(on_closed)] {
@@ -342,7 +342,7 @@ void KtlsSink::close(std::function<void()> on_closed) {
   conn_.close(done);
 }
 
-void KtlsSink::collectMetrics(sys::MetricWriter& w) const {
+void TlsStreamSink::collectMetrics(sys::MetricWriter& w) const {
   Sink::collectMetrics(w);
   const sys::MetricLabels by_output = {{"output", name()}};
   w.counter("logsplice_tls_handshake_failures_total", "TLS handshakes that failed.", by_output,

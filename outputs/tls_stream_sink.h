@@ -16,33 +16,40 @@
 
 namespace logsplice::outputs {
 
-// A raw output over TLS that lets the kernel encrypt where it can (makeSink picks it for
-// `format: raw` with `tls:` when the kernel offers the `tls` ULP and ktls is not off).
+// A raw (`format: raw`) output over TLS: the file's bytes as they are, encrypted by the kernel
+// where it can (kTLS), by OpenSSL otherwise. makeSink gives every raw output with `tls:` one.
 //
-// After the TCP connect, OpenSSL runs the handshake on the socket itself (SSL_set_fd,
-// SSL_OP_ENABLE_KTLS), non-blocking on the loop: the connection hands readability to this sink
-// instead of reading. Then the write BIO says whether the send side went into the kernel
-// (outputs/ktls.h: OpenSSL falls back silently, so it is asked):
+// After the TCP connect, OpenSSL runs the handshake on the socket itself (SSL_set_fd),
+// non-blocking on the loop: the connection hands readability to this sink instead of reading.
+// Where ktls::plan says to try (the kernel offers the `tls` ULP, ktls is not off), the session
+// asks for kTLS (SSL_OP_ENABLE_KTLS) and, after the handshake, the write BIO says whether the
+// send side went into the kernel (outputs/ktls.h: OpenSSL falls back silently, so it is asked):
 //  - kernel TLS: the pipe is spliced into the socket as by TcpSink, and the kernel encrypts.
 //    Nothing passes through the agent's memory (bytes_copied stays 0). Delivery is the lower
 //    bound of ktls::AckBound (plaintext sent minus SIOCOUTQ and a slack), because the kernel,
 //    not the agent, decides where records end.
-//  - userspace TLS (`ktls: auto`): the pipe is read (counted in bytes_copied) and SSL_write'n in
-//    16 KiB records; each record's end on the wire is known (the socket BIO counts what it
-//    wrote), so delivery is exact per record, as in TlsEventSink.
-//  - `ktls: require`: the connection is dropped with the reason and retried with the backoff;
-//    the file stays the buffer.
+//  - userspace TLS (no kTLS here, `ktls: off`, or OpenSSL kept the send side under `auto`):
+//    the pipe is read (counted in bytes_copied) and SSL_write'n in full 16 KiB records, the
+//    practical userspace limit; each record's end on the wire is known (the socket BIO counts
+//    what it wrote), so a record is delivered once SIOCOUTQ shows its last byte acknowledged.
+//    Flow does not wait for acknowledgements (unlike per-line event accounting): the socket's
+//    buffer is the only window, as for plain TCP.
+//  - `ktls: require` and OpenSSL kept the send side: the connection is dropped with the reason
+//    and retried with the backoff; the file stays the buffer.
+// A resend after a broken connection starts at the line start before the first unacknowledged
+// byte (the router's rewind), as for plain TCP.
 // A handshake failure is logged with OpenSSL's reason, counted, and retried with the backoff.
 // Under TLS 1.3 nothing is reported delivered until the server showed it accepted the session
 // (a record after the handshake, or no alert within a short wait), as in TlsEventSink.
 // Loop thread only; the loop and the listener must outlive it.
-class KtlsSink : public StreamSink, private TcpConnection::Handler {
+class TlsStreamSink : public StreamSink, private TcpConnection::Handler {
  public:
   enum class Path { kHandshake, kKernel, kUserspace };
 
-  KtlsSink(uv_loop_t* loop, std::string name, const config::TcpOutput& cfg, SinkListener& listener,
-           size_t pipe_bytes, sys::SysCalls& sys = sys::SysCalls::real());
-  ~KtlsSink() override;
+  TlsStreamSink(uv_loop_t* loop, std::string name, const config::TcpOutput& cfg,
+                SinkListener& listener, size_t pipe_bytes,
+                sys::SysCalls& sys = sys::SysCalls::real());
+  ~TlsStreamSink() override;
 
   SinkState state() const override;
   void refreshDelivery() override { updateAcks(); }
@@ -94,6 +101,7 @@ class KtlsSink : public StreamSink, private TcpConnection::Handler {
   std::shared_ptr<TlsContext> ctx_;
   SSL* ssl_ = nullptr;
   Path path_ = Path::kHandshake;
+  ktls::Plan plan_;             // from start(): whether to ask for kTLS at all
   ktls::AckBound acks_;         // kernel path
   std::deque<Record> records_;  // userspace path
   std::vector<char> out_buf_;   // userspace path: the record being written (SSL_write retries)

@@ -339,7 +339,7 @@ TEST_CASE("TLS context: ktls require refuses to start without kernel kTLS, sayin
   cfg.ktls = config::KtlsMode::kRequire;
   auto ctx = TlsContext::create("out", cfg);
   if (kernelHasKtls()) {
-    CHECK(ctx.ok());  // the kernel can have it: KtlsSink checks what OpenSSL did
+    CHECK(ctx.ok());  // the kernel can have it: TlsStreamSink checks what OpenSSL did
   } else {
     REQUIRE_FALSE(ctx.ok());
     CHECK_THAT(ctx.error().toString(), Catch::Contains("tcp_available_ulp"));

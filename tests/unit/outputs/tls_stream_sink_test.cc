@@ -1,10 +1,10 @@
-// A raw TLS output that lets the kernel encrypt where it can (KtlsSink) against a small OpenSSL
-// server on 127.0.0.1, the test playing the router. OpenSSL does the handshake on the socket
-// and asks for kTLS; where the kernel has none (this machine: no `tls` ULP) OpenSSL keeps the
-// send side and the sink falls back to userspace TLS (auto), copies counted. The test that
-// needs the kernel's kTLS prints why it does not run where the kernel lacks it.
+// A raw TLS output (TlsStreamSink) against a small OpenSSL server on 127.0.0.1, the test
+// playing the router. OpenSSL does the handshake on the socket; where the kernel offers kTLS the
+// sink asks for it and splices, elsewhere (this machine: no `tls` ULP) it writes full records
+// from userspace, copies counted. The test that needs the kernel's kTLS prints why it does not
+// run where the kernel lacks it.
 
-#include "outputs/ktls_sink.h"
+#include "outputs/tls_stream_sink.h"
 
 #include <unistd.h>
 
@@ -77,7 +77,7 @@ struct Fixture {
   TlsTestCerts certs{dir.path()};
   RecordingListener listener;
   config::TcpOutput cfg;
-  std::unique_ptr<KtlsSink> sink;
+  std::unique_ptr<TlsStreamSink> sink;
   std::shared_ptr<const SourceInfo> source =
       std::make_shared<const SourceInfo>(SourceInfo{"in", "/var/log/app.log", "app.log"});
   std::string content;
@@ -101,7 +101,7 @@ struct Fixture {
     auto hp = sys::parseHostPort(address);
     REQUIRE(hp.ok());
     cfg.addresses = {hp.value()};
-    sink = std::make_unique<KtlsSink>(loop.get(), "ktls-out", cfg, listener, 512 * 1024);
+    sink = std::make_unique<TlsStreamSink>(loop.get(), "tls-out", cfg, listener, 512 * 1024);
     return sink->start();
   }
   void feedFrom(uint64_t offset) {
@@ -146,7 +146,7 @@ struct Fixture {
   double gauge(const char* name) {
     testing::RecordingMetricWriter w;
     sink->collectMetrics(w);
-    auto sample = w.find(name, {{"output", "ktls-out"}});
+    auto sample = w.find(name, {{"output", "tls-out"}});
     REQUIRE(sample);
     return sample->value;
   }
@@ -154,7 +154,7 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("ktls sink auto: every line arrives on the path OpenSSL gave; gauge and copies say which",
+TEST_CASE("tls stream sink auto: every line arrives on the path OpenSSL gave; gauge and copies say which",
           "[ktls]") {
   Fixture fx;
   TlsTestServer server(fx.certs.path("server.pem"), fx.certs.path("server.key"));
@@ -170,20 +170,20 @@ TEST_CASE("ktls sink auto: every line arrives on the path OpenSSL gave; gauge an
   CHECK(fx.sink->stats().bytes_sent == fx.content.size());
   if (fx.sink->ktlsInUse()) {
     // The kernel encrypted what was spliced: nothing passed through the agent.
-    CHECK(fx.sink->path() == KtlsSink::Path::kKernel);
+    CHECK(fx.sink->path() == TlsStreamSink::Path::kKernel);
     CHECK(fx.sink->stats().bytes_copied == 0);
     CHECK(fx.gauge("logsplice_tls_ktls") == 1);
   } else {
     // OpenSSL kept the send side (this kernel has no kTLS, or not for this cipher): it was
     // asked, not assumed, and the copies are counted.
-    CHECK(fx.sink->path() == KtlsSink::Path::kUserspace);
+    CHECK(fx.sink->path() == TlsStreamSink::Path::kUserspace);
     CHECK(fx.sink->stats().bytes_copied == fx.content.size());
     CHECK(fx.gauge("logsplice_tls_ktls") == 0);
   }
   CHECK(fx.gauge("logsplice_tls_handshake_failures_total") == 0);
 }
 
-TEST_CASE("ktls sink: a collector restart mid-stream loses nothing", "[ktls]") {
+TEST_CASE("tls stream sink: a collector restart mid-stream loses nothing", "[ktls]") {
   Fixture fx;
   TlsTestServer server(fx.certs.path("server.pem"), fx.certs.path("server.key"));
   REQUIRE(fx.start(server.address()).isOk());
@@ -217,7 +217,7 @@ TEST_CASE("ktls sink: a collector restart mid-stream loses nothing", "[ktls]") {
   CHECK(fx.sink->stats().resent_bytes > 0);
 }
 
-TEST_CASE("ktls sink: a wrong CA is refused with its reason and nothing leaves the pipe",
+TEST_CASE("tls stream sink: a wrong CA is refused with its reason and nothing leaves the pipe",
           "[ktls]") {
   Fixture fx;
   fx.cfg.tls->ca_file = fx.certs.path("other-ca.pem");
@@ -236,7 +236,7 @@ TEST_CASE("ktls sink: a wrong CA is refused with its reason and nothing leaves t
   CHECK_THAT(fx.sink->lastHandshakeFailure(), Catch::Contains("certificate verify failed"));
 }
 
-TEST_CASE("ktls sink: require is refused at start where the kernel has no tls ULP, saying why",
+TEST_CASE("tls stream sink: require is refused at start where the kernel has no tls ULP, saying why",
           "[ktls]") {
   Fixture fx;
   fx.cfg.tls->ktls = config::KtlsMode::kRequire;
@@ -259,7 +259,7 @@ TEST_CASE(
     const char* why =
         "SKIPPED: this kernel has no kTLS ('tls' is not in "
         "/proc/sys/net/ipv4/tcp_available_ulp, built without CONFIG_TLS)";
-    std::cout << "ktls_sink_test: " << why << "\n";
+    std::cout << "tls_stream_sink_test: " << why << "\n";
     SUCCEED(why);
     return;
   }
