@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include "config/tls_keys.h"
-#include "outputs/ktls.h"
 #include "sys/tcp_ulp.h"
 
 namespace logsplice::outputs {
@@ -25,10 +24,6 @@ bool kernelHasKtls() {
 sys::Result<std::shared_ptr<TlsContext>> TlsContext::create(std::string output,
                                                             const config::TlsConfig& cfg) {
   std::shared_ptr<TlsContext> c(new TlsContext(std::move(output), cfg));
-  // Whether the kernel can have the send side at all; the format is the sink's to check.
-  if (auto p = ktls::plan(cfg.ktls, /*raw_format=*/true, kernelHasKtls()); !p.refusal.empty()) {
-    return sys::Error::invalidConfig("output '" + c->output_ + "': " + p.refusal);
-  }
   auto built = c->build();
   if (!built.ok()) return built.error();
   c->ctx_ = built.value();

@@ -11,8 +11,8 @@
 namespace logsplice::outputs {
 
 // The OpenSSL client context of one TLS output, built from its `tls:` config: verify mode, CA
-// (or the system store), client certificate and key (mutual TLS), minimum version, ciphers,
-// kTLS. Reloadable: reload() builds a new context from the files as they are now and swaps it
+// (or the system store), client certificate and key (mutual TLS), minimum version, ciphers.
+// Whether kTLS may or must be had is the sink's decision (outputs/ktls.h). Reloadable: reload() builds a new context from the files as they are now and swaps it
 // in only when that worked, so a bad new certificate leaves the running one in place (and the
 // error says why). A session keeps the context it was made with (OpenSSL counts references).
 // Loop thread only.

@@ -46,7 +46,7 @@ bool TlsStreamSink::canDeliver() const {
 
 sys::Error TlsStreamSink::start() {
   // `require` is refused before any connection where the kernel cannot have it.
-  plan_ = ktls::plan(cfg_.tls->ktls, true, kernelHasKtls());
+  plan_ = plan_override_ ? *plan_override_ : ktls::plan(cfg_.tls->ktls, true, kernelHasKtls());
   if (!plan_.refusal.empty()) {
     return sys::Error::invalidConfig("output '" + name() + "': " + plan_.refusal);
   }

@@ -5,6 +5,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,10 @@ class TlsStreamSink : public StreamSink, private TcpConnection::Handler {
   // SIGHUP: re-reads the certificates (a bad new one keeps the running context).
   sys::Error reloadTls();
 
+  // Replaces what start() would decide from the kernel (tests: ask OpenSSL for kTLS on a kernel
+  // without it, to see the sink check the BIO rather than trust the request). Before start().
+  void setKtlsPlanForTesting(ktls::Plan plan) { plan_override_ = std::move(plan); }
+
   Path path() const { return path_; }
   bool ktlsInUse() const { return path_ == Path::kKernel; }
   bool tlsEstablished() const { return ssl_ != nullptr && path_ != Path::kHandshake; }
@@ -101,6 +106,7 @@ class TlsStreamSink : public StreamSink, private TcpConnection::Handler {
   std::shared_ptr<TlsContext> ctx_;
   SSL* ssl_ = nullptr;
   Path path_ = Path::kHandshake;
+  std::optional<ktls::Plan> plan_override_;
   ktls::Plan plan_;             // from start(): whether to ask for kTLS at all
   ktls::AckBound acks_;         // kernel path
   std::deque<Record> records_;  // userspace path

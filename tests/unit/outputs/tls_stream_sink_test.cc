@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <catch2/catch.hpp>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -85,6 +87,9 @@ struct Fixture {
   std::vector<SinkListener::Rewind> pending_rewind;
 
   Fixture() {
+    // As the agent's main: a write to a socket the other side reset (the test server writing
+    // its session tickets to a client that refused the session) must be EPIPE, not a signal.
+    std::signal(SIGPIPE, SIG_IGN);
     cfg.backoff.initial = std::chrono::milliseconds(20);
     cfg.backoff.max = std::chrono::milliseconds(100);
     cfg.connect_timeout = std::chrono::milliseconds(2000);
@@ -97,11 +102,12 @@ struct Fixture {
     sink.reset();
     loop.runUntilIdle();
   }
-  sys::Error start(const std::string& address) {
+  sys::Error start(const std::string& address, std::optional<ktls::Plan> plan = std::nullopt) {
     auto hp = sys::parseHostPort(address);
     REQUIRE(hp.ok());
     cfg.addresses = {hp.value()};
     sink = std::make_unique<TlsStreamSink>(loop.get(), "tls-out", cfg, listener, 512 * 1024);
+    if (plan) sink->setKtlsPlanForTesting(*plan);
     return sink->start();
   }
   void feedFrom(uint64_t offset) {
@@ -154,8 +160,9 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("tls stream sink auto: every line arrives on the path OpenSSL gave; gauge and copies say which",
-          "[ktls]") {
+TEST_CASE(
+    "tls stream sink auto: every line arrives on the path OpenSSL gave; gauge and copies say which",
+    "[ktls]") {
   Fixture fx;
   TlsTestServer server(fx.certs.path("server.pem"), fx.certs.path("server.key"));
   REQUIRE(fx.start(server.address()).isOk());
@@ -181,6 +188,55 @@ TEST_CASE("tls stream sink auto: every line arrives on the path OpenSSL gave; ga
     CHECK(fx.gauge("logsplice_tls_ktls") == 0);
   }
   CHECK(fx.gauge("logsplice_tls_handshake_failures_total") == 0);
+}
+
+TEST_CASE("tls stream sink: asked for kTLS, it checks the BIO; auto follows OpenSSL's answer",
+          "[ktls]") {
+  Fixture fx;
+  TlsTestServer server(fx.certs.path("server.pem"), fx.certs.path("server.key"));
+  ktls::Plan try_kernel;
+  try_kernel.try_kernel = true;  // as where the kernel lists the tls ULP
+  REQUIRE(fx.start(server.address(), try_kernel).isOk());
+  fx.content = lines(0, 3000);
+  fx.feedFrom(0);
+  REQUIRE(fx.deliverAll(server));
+  REQUIRE(fx.loop.waitFor([&] { return server.pump().size() >= fx.content.size(); }));
+  CHECK(server.data == fx.content);
+  // Whatever OpenSSL did, the sink's path and the copies match the BIO's answer.
+  const bool kernel = fx.sink->ktlsInUse();
+  CHECK(kernel == sys::tcpUlpAvailable("tls"));  // here: the request could not be honoured
+  CHECK(fx.sink->stats().bytes_copied == (kernel ? 0 : fx.content.size()));
+  CHECK(fx.gauge("logsplice_tls_ktls") == (kernel ? 1 : 0));
+}
+
+TEST_CASE("tls stream sink: require, and OpenSSL kept the send side: refused, nothing delivered",
+          "[ktls]") {
+  if (sys::tcpUlpAvailable("tls")) {
+    // Here OpenSSL can hand AES-GCM to the kernel; the refusal needs a kernel that cannot.
+    const char* why = "SKIPPED: this kernel has kTLS, so OpenSSL does not refuse the request";
+    std::cout << "tls_stream_sink_test: " << why << "\n";
+    SUCCEED(why);
+    return;
+  }
+  Fixture fx;
+  fx.cfg.tls->ktls = config::KtlsMode::kRequire;
+  TlsTestServer server(fx.certs.path("server.pem"), fx.certs.path("server.key"));
+  ktls::Plan try_kernel;
+  try_kernel.try_kernel = true;  // start() lets require through, as on a kernel with the ULP
+  REQUIRE(fx.start(server.address(), try_kernel).isOk());
+  fx.content = lines(0, 100);
+  fx.feedFrom(0);
+  REQUIRE(fx.loop.waitFor([&] {
+    server.pump();
+    return fx.sink->handshakeFailures() >= 2;
+  }));
+  CHECK(fx.sink->state() != SinkState::kConnected);
+  CHECK(fx.listener.deliveredOf(1) == 0);
+  CHECK(server.data.empty());
+  CHECK(fx.listener.rewinds.empty());  // nothing left the pipe
+  CHECK(fx.sink->stats().bytes_copied == 0);
+  CHECK_THAT(fx.sink->lastHandshakeFailure(),
+             Catch::Contains("'require'") && Catch::Contains("kept the send side in userspace"));
 }
 
 TEST_CASE("tls stream sink: a collector restart mid-stream loses nothing", "[ktls]") {
@@ -236,8 +292,9 @@ TEST_CASE("tls stream sink: a wrong CA is refused with its reason and nothing le
   CHECK_THAT(fx.sink->lastHandshakeFailure(), Catch::Contains("certificate verify failed"));
 }
 
-TEST_CASE("tls stream sink: require is refused at start where the kernel has no tls ULP, saying why",
-          "[ktls]") {
+TEST_CASE(
+    "tls stream sink: require is refused at start where the kernel has no tls ULP, saying why",
+    "[ktls]") {
   Fixture fx;
   fx.cfg.tls->ktls = config::KtlsMode::kRequire;
   TlsTestServer server(fx.certs.path("server.pem"), fx.certs.path("server.key"));
