@@ -14,9 +14,9 @@
 
 namespace logsplice::outputs {
 
-// The framer of a raw output sent over TLS: each line as it is, with its '\n'. The bytes on the
-// wire are those a plain raw output splices, and the event sink's per-line accounting gives
-// exact delivery and resend points.
+// Each line as it is, with its '\n': the bytes a plain raw output splices, through the event
+// sink's per-line accounting. Raw TLS outputs are TlsStreamSinks (outputs/tls_stream_sink.h);
+// this framer lets the tests drive this sink's TLS transport with plain lines.
 class RawLineFramer : public Framer {
  public:
   void frame(const LineView& line, std::string& out) override {

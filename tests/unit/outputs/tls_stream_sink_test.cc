@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -290,6 +290,43 @@ TEST_CASE("tls stream sink: a wrong CA is refused with its reason and nothing le
   CHECK(server.data.empty());
   CHECK(fx.listener.rewinds.empty());
   CHECK_THAT(fx.sink->lastHandshakeFailure(), Catch::Contains("certificate verify failed"));
+}
+
+TEST_CASE(
+    "tls stream sink: mutual TLS is accepted with the agent's certificate, and refused "
+    "without one, nothing counted as delivered",
+    "[ktls]") {
+  {
+    Fixture fx;
+    fx.cfg.tls->cert_file = fx.certs.path("client.pem");
+    fx.cfg.tls->key_file = fx.certs.path("client.key");
+    TlsTestServer server(fx.certs.path("server.pem"), fx.certs.path("server.key"),
+                         fx.certs.path("ca.pem"));
+    REQUIRE(fx.start(server.address()).isOk());
+    fx.content = lines(0, 500);
+    fx.feedFrom(0);
+    REQUIRE(fx.deliverAll(server));
+    REQUIRE(fx.loop.waitFor([&] { return server.pump().size() >= fx.content.size(); }));
+    CHECK(server.data == fx.content);
+    CHECK(server.client_cert);
+  }
+  Fixture fx;
+  TlsTestServer server(fx.certs.path("server.pem"), fx.certs.path("server.key"),
+                       fx.certs.path("ca.pem"));
+  REQUIRE(fx.start(server.address()).isOk());
+  fx.content = lines(0, 100);
+  fx.feedFrom(0);
+  REQUIRE(fx.loop.waitFor([&] {
+    fx.routerStep();
+    server.pump();
+    return server.handshake_failures >= 2 && fx.sink->handshakeFailures() >= 2;
+  }));
+  fx.loop.runFor(300);
+  // TLS 1.3: our side of the handshake completed, but nothing counts before the server agreed.
+  CHECK(fx.listener.deliveredOf(1) == 0);
+  CHECK(server.data.empty());
+  CHECK(server.handshakes == 0);
+  CHECK(fx.gauge("logsplice_tls_handshake_failures_total") >= 2);
 }
 
 TEST_CASE(
