@@ -17,6 +17,8 @@ namespace {
 // TLS 1.3 without a record from the server after the handshake: how long an alert refusing our
 // certificate could still be on its way (as TlsEventSink).
 constexpr uint64_t kAcceptWaitMs = 500;
+// Userspace TLS: plaintext read out of the pipe per read(2), written as full records.
+constexpr size_t kUserspaceRead = 4 * ktls::kRecordPlain;
 
 }  // namespace
 
@@ -59,7 +61,7 @@ sys::Error TlsStreamSink::start() {
   auto pipe = sys::Pipe::create(pipe_bytes_);
   if (!pipe.ok()) return pipe.error();
   pipe_ = std::move(pipe.value());
-  out_buf_.resize(ktls::kRecordPlain);
+  out_buf_.resize(kUserspaceRead);
   return conn_.start();
 }
 
@@ -80,7 +82,7 @@ void TlsStreamSink::resetSession() {
   path_ = Path::kHandshake;
   acks_ = ktls::AckBound{};
   records_.clear();
-  out_len_ = 0;
+  out_len_ = out_off_ = 0;
   accepted_ = false;
   failure_counted_ = false;
   if (handshake_timer_) uv_timer_stop(handshake_timer_.get());
@@ -269,19 +271,23 @@ void TlsStreamSink::drainKernel() {
 void TlsStreamSink::drainUserspace() {
   bool moved = false;
   for (;;) {
-    if (out_len_ == 0) {
+    if (out_off_ == out_len_) {
+      // Several records per read: one read syscall per 64 KiB, one write per record.
       const uint64_t want = std::min<uint64_t>(drainable(), out_buf_.size());
       if (want == 0) break;
       ssize_t n = ::read(pipe_.readFd(), out_buf_.data(), static_cast<size_t>(want));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;  // the fill is registered but its bytes are not in the pipe yet
       out_len_ = static_cast<size_t>(n);
+      out_off_ = 0;
       stats_.bytes_copied += static_cast<uint64_t>(n);
       stream_written_ += static_cast<uint64_t>(n);
     }
-    // A retried SSL_write must pass the same buffer and length: out_buf_ stays put.
+    // One full record per call. A retried SSL_write must pass the same buffer and length:
+    // out_buf_ and out_off_ stay put until it succeeds.
+    const size_t len = std::min<size_t>(out_len_ - out_off_, ktls::kRecordPlain);
     ERR_clear_error();
-    int rc = SSL_write(ssl_, out_buf_.data(), static_cast<int>(out_len_));
+    int rc = SSL_write(ssl_, out_buf_.data() + out_off_, static_cast<int>(len));
     if (rc <= 0) {
       int err = SSL_get_error(ssl_, rc);
       if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
@@ -292,9 +298,11 @@ void TlsStreamSink::drainUserspace() {
       conn_.fail(sslFailure(ssl_, rc, "TLS write failed"), 0);
       return;
     }
+    out_off_ += static_cast<size_t>(rc);
     stats_.bytes_sent += static_cast<uint64_t>(rc);
-    records_.push_back({BIO_number_written(SSL_get_wbio(ssl_)), stream_written_});
-    out_len_ = 0;
+    // The record ends where the plaintext read so far, minus what is still in out_buf_, ends.
+    records_.push_back(
+        {BIO_number_written(SSL_get_wbio(ssl_)), stream_written_ - (out_len_ - out_off_)});
     moved = true;
   }
   conn_.wantWritable(false);

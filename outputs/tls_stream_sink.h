@@ -110,8 +110,9 @@ class TlsStreamSink : public StreamSink, private TcpConnection::Handler {
   ktls::Plan plan_;             // from start(): whether to ask for kTLS at all
   ktls::AckBound acks_;         // kernel path
   std::deque<Record> records_;  // userspace path
-  std::vector<char> out_buf_;   // userspace path: the record being written (SSL_write retries)
-  size_t out_len_ = 0;
+  std::vector<char> out_buf_;   // userspace path: plaintext read out of the pipe
+  size_t out_len_ = 0;          // valid bytes in out_buf_
+  size_t out_off_ = 0;          // bytes of it SSL_write took (a retry passes the same slice)
   bool accepted_ = false;
   bool failure_counted_ = false;
   uint64_t handshake_failures_ = 0;
