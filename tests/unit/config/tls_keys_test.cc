@@ -202,10 +202,4 @@ TEST_CASE("tls: ktls require is refused by check where the kernel has no tls ULP
                                            Catch::Contains("no kTLS") &&
                                            Catch::Contains("tcp_available_ulp"));
   }
-  // An unknown list file offers nothing; a list naming tls offers it.
-  testing::TempDir dir;
-  CHECK_FALSE(sys::tcpUlpAvailable("tls", dir.path() + "/none"));
-  testing::writeFile(dir.path() + "/ulp", "mptcp tls\n");
-  CHECK(sys::tcpUlpAvailable("tls", dir.path() + "/ulp"));
-  CHECK_FALSE(sys::tcpUlpAvailable("espintcp", dir.path() + "/ulp"));
 }
