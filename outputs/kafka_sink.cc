@@ -47,16 +47,12 @@ size_t messageMaxBytes(const config::KafkaOutput& cfg) {
 }
 
 void logFromLibrdkafka(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-  // Called on librdkafka's threads; spdlog's logger is thread-safe.
-  const char* name = rd_kafka_name(rk);
-  if (level <= 3) {
-    spdlog::error("librdkafka {} {}: {}", name, fac, buf);
-  } else if (level == 4) {
-    spdlog::warn("librdkafka {} {}: {}", name, fac, buf);
-  } else if (level <= 6) {
-    spdlog::info("librdkafka {} {}: {}", name, fac, buf);
+  // Called on librdkafka's threads; spdlog's logger is thread-safe. Connection trouble comes
+  // once more through the error callback (deduplicated, on the loop): here it is debug only.
+  if (level <= 2) {
+    spdlog::error("librdkafka {} {}: {}", rd_kafka_name(rk), fac, buf);
   } else {
-    spdlog::debug("librdkafka {} {}: {}", name, fac, buf);
+    spdlog::debug("librdkafka {} {}: {}", rd_kafka_name(rk), fac, buf);
   }
 }
 
