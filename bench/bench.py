@@ -1012,6 +1012,11 @@ def main():
         run_reps(f"events-live-{rate}", cs,
                  lambda c: live_trial(ws, c, rate, CFG["live_seconds"], rx_mode="octet",
                                       scenario="events-live"), CFG["live_reps"] or reps)
+    if "kafka" in scenarios:
+        import scenario_kafka
+        scenario_kafka.run({"ws": ws, "run_reps": run_reps, "use_agent": use_agent, "CFG": CFG,
+                            "Proc": Proc, "tool": tool, "log": log, "ROOT": ROOT,
+                            "AGENT_BIN": AGENT_BIN})
     save()
     if os.environ.get("LSB_KEEP") != "1":
         ws.clean_trials()

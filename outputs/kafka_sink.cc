@@ -70,13 +70,12 @@ EventSink::Limits KafkaSink::limitsFor(const config::KafkaOutput& cfg) {
 
 KafkaSink::KafkaSink(uv_loop_t* loop, std::string name, const config::KafkaOutput& cfg,
                      const std::string& host, SinkListener& listener, size_t pipe_bytes,
-                     std::unique_ptr<Framer> framer, config::Millis close_flush)
+                     std::unique_ptr<Framer> framer)
     : EventSink(std::move(name), listener, std::move(framer), limitsFor(cfg)),
       loop_(loop),
       cfg_(cfg),
       host_(host),
       pipe_bytes_(pipe_bytes),
-      close_flush_(close_flush),
       max_value_(messageMaxBytes(cfg)) {}
 
 KafkaSink::~KafkaSink() {
@@ -278,8 +277,11 @@ void KafkaSink::delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value
   } else if (isPermanent(err)) {
     ++permanent_;
     --it->parts;
-    spdlog::error("output '{}': message of {} bytes refused for good ({}): passed over", name(),
-                  value_len, rd_kafka_err2str(err));
+    // A whole batch may be refused at once: log the 1st, 2nd, 4th, 8th... with the count.
+    if ((permanent_ & (permanent_ - 1)) == 0) {
+      spdlog::error("output '{}': a message of {} bytes was refused for good ({}) and passed "
+                    "over ({} so far)", name(), value_len, rd_kafka_err2str(err), permanent_);
+    }
   } else {
     ++failed_;
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && max_value_ > kMinValueBytes) {
@@ -389,9 +391,9 @@ void KafkaSink::stop() {
 void KafkaSink::close(std::function<void()> on_closed) {
   stop();
   if (rk_ != nullptr) {
-    // The agent drained the output on the loop (agent.shutdown_timeout) before closing it:
-    // what is still undelivered is resent after the restart (it is not in the checkpoint).
-    rd_kafka_flush(rk_, static_cast<int>(close_flush_.count()));
+    // No flush here: the agent drained the output on the loop (agent.shutdown_timeout, the
+    // reports served as they came) and wrote the checkpoint before closing it. What is still
+    // undelivered is not in the checkpoint and is sent again after the restart.
     closing_ = true;
     for (auto& [n, t] : topics_) rd_kafka_topic_destroy(t);
     topics_.clear();

@@ -36,6 +36,9 @@ namespace logsplice::outputs {
 // reading its pipe, the pipe fills and the router stops filling it: during an outage the file
 // is the buffer.
 //
+// Shutdown: the agent's drain phase (agent.shutdown_timeout) serves delivery reports as they
+// come; close() then purges what is left and destroys the producer without waiting.
+//
 // Failures: a message that fails after librdkafka's own retries (message.timeout.ms passed,
 // a retriable error) rewinds the output to the first undelivered event of each file, after a
 // one-second pause (at-least-once: what was delivered behind it is sent again). A message the
@@ -46,7 +49,7 @@ class KafkaSink : public EventSink {
  public:
   KafkaSink(uv_loop_t* loop, std::string name, const config::KafkaOutput& cfg,
             const std::string& host, SinkListener& listener, size_t pipe_bytes,
-            std::unique_ptr<Framer> framer, config::Millis close_flush = config::Millis(2000));
+            std::unique_ptr<Framer> framer);
   ~KafkaSink() override;
 
   // The EventSink limits that match max_in_flight_bytes.
@@ -107,7 +110,6 @@ class KafkaSink : public EventSink {
   config::KafkaOutput cfg_;
   std::string host_;
   size_t pipe_bytes_;
-  config::Millis close_flush_;
   rd_kafka_t* rk_ = nullptr;
   std::unordered_map<std::string, rd_kafka_topic_t*> topics_;
   std::string last_topic_name_;
