@@ -10,9 +10,9 @@
 namespace logsplice::config {
 namespace {
 
-constexpr std::string_view kKafkaKeys[] = {"brokers", "topic",   "key",
-                                           "compression", "acks", "idempotence",
-                                           "max_in_flight_bytes", "format", "librdkafka"};
+constexpr std::string_view kKafkaKeys[] = {
+    "brokers", "topic",     "key", "compression", "acks", "idempotence", "max_in_flight_bytes",
+    "format",  "librdkafka"};
 
 constexpr std::pair<std::string_view, KafkaKey> kKeys[] = {{"none", KafkaKey::kNone},
                                                            {"host", KafkaKey::kHost},
@@ -27,10 +27,15 @@ constexpr std::pair<std::string_view, EventFormat> kFormats[] = {{"raw", EventFo
 
 // Properties the output sets itself: the typed keys say them, and the delivery reports must
 // reach the loop the way the sink expects.
-constexpr std::string_view kOwnProperties[] = {"bootstrap.servers", "metadata.broker.list",
-                                               "compression.codec", "compression.type",
-                                               "acks", "request.required.acks",
-                                               "enable.idempotence", "dr_msg_cb", "dr_cb",
+constexpr std::string_view kOwnProperties[] = {"bootstrap.servers",
+                                               "metadata.broker.list",
+                                               "compression.codec",
+                                               "compression.type",
+                                               "acks",
+                                               "request.required.acks",
+                                               "enable.idempotence",
+                                               "dr_msg_cb",
+                                               "dr_cb",
                                                "delivery.report.only.error"};
 
 bool isTopicChar(char c) {
@@ -59,11 +64,15 @@ std::string topicProblem(const std::string& t) {
   return {};
 }
 
-std::string scalarText(const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); }
+std::string scalarText(const YAML::Node& n) {
+  return n.IsScalar() ? n.Scalar() : std::string();
+}
 
 }  // namespace
 
-std::span<const std::string_view> kafkaKeys() { return kKafkaKeys; }
+std::span<const std::string_view> kafkaKeys() {
+  return kKafkaKeys;
+}
 
 std::string kafkaTopicFor(const std::string& topic_template, std::string_view input,
                           std::string_view host) {
@@ -138,8 +147,10 @@ void parseKafkaKeys(YamlReader& yaml, const Fields& fields, KafkaOutput& kafka,
   if (kafka.idempotence && kafka.acks != "all") {
     const Field* f = fields.find("acks");
     yaml.error(YamlReader::valueMark(*f),
-               "'acks: " + kafka.acks + "' needs 'idempotence: false' (the idempotent producer "
-               "requires acks: all) " + where);
+               "'acks: " + kafka.acks +
+                   "' needs 'idempotence: false' (the idempotent producer "
+                   "requires acks: all) " +
+                   where);
   }
   yaml.readSize(fields, "max_in_flight_bytes", kafka.max_in_flight_bytes, 64 * 1024);
   yaml.readEnum<EventFormat>(fields, "format", kFormats, kafka.format);

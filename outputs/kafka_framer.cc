@@ -10,8 +10,8 @@ bool readKafkaFrame(const char* p, size_t avail, KafkaFrame& out) {
   KafkaFrameHeader h;
   if (avail < sizeof h) return false;
   std::memcpy(&h, p, sizeof h);
-  const size_t size = sizeof h + size_t{h.topic_len} + h.key_len + h.input_len + h.path_len +
-                      h.value_len;
+  const size_t size =
+      sizeof h + size_t{h.topic_len} + h.key_len + h.input_len + h.path_len + h.value_len;
   if (size > avail) return false;
   const char* q = p + sizeof h;
   auto take = [&q](size_t n) {
@@ -42,9 +42,9 @@ KafkaFramer::PerInput& KafkaFramer::addInput(config::InputConfig input) {
   per->input = std::move(input);
   per->topic = config::kafkaTopicFor(kafka_.topic, per->input.name, agent_.hostname);
   if (kafka_.format == config::EventFormat::kJson) {
-    per->encoder = std::make_unique<format::EventEncoder>(
-        config::EventFormat::kJson, config::Framing::kLf,
-        format::contextFor(agent_, per->input, json_));
+    per->encoder =
+        std::make_unique<format::EventEncoder>(config::EventFormat::kJson, config::Framing::kLf,
+                                               format::contextFor(agent_, per->input, json_));
   }
   inputs_.push_back(std::move(per));
   return *inputs_.back();
@@ -84,9 +84,15 @@ void KafkaFramer::frame(const LineView& line, std::string& out) {
   h.path_len = static_cast<uint32_t>(path.size());
   h.offset = line.offset;
   switch (kafka_.key) {
-    case config::KafkaKey::kNone: h.key_len = 0; break;
-    case config::KafkaKey::kHost: h.key_len = static_cast<uint32_t>(host.size()); break;
-    case config::KafkaKey::kFile: h.key_len = static_cast<uint32_t>(path.size()); break;
+    case config::KafkaKey::kNone:
+      h.key_len = 0;
+      break;
+    case config::KafkaKey::kHost:
+      h.key_len = static_cast<uint32_t>(host.size());
+      break;
+    case config::KafkaKey::kFile:
+      h.key_len = static_cast<uint32_t>(path.size());
+      break;
     case config::KafkaKey::kHostFile:
       h.key_len = static_cast<uint32_t>(host.size() + 1 + path.size());
       break;
@@ -95,9 +101,14 @@ void KafkaFramer::frame(const LineView& line, std::string& out) {
   out.append(reinterpret_cast<const char*>(&h), sizeof h);
   out.append(per.topic, 0, h.topic_len);
   switch (kafka_.key) {
-    case config::KafkaKey::kNone: break;
-    case config::KafkaKey::kHost: out += host; break;
-    case config::KafkaKey::kFile: out += path; break;
+    case config::KafkaKey::kNone:
+      break;
+    case config::KafkaKey::kHost:
+      out += host;
+      break;
+    case config::KafkaKey::kFile:
+      out += path;
+      break;
     case config::KafkaKey::kHostFile:
       out += host;
       out += ':';

@@ -234,16 +234,19 @@ sys::SysResult KafkaSink::sendFramed(const iovec* iov, int n) {
                          : sys::SysResult{-1, EAGAIN};
       }
       if (o == Outcome::kFailed) {
-        spdlog::warn("output '{}': cannot produce: {}; resending from the first undelivered "
-                     "event in {} ms", name(), last_error_, kRewindPauseMs);
+        spdlog::warn(
+            "output '{}': cannot produce: {}; resending from the first undelivered "
+            "event in {} ms",
+            name(), last_error_, kRewindPauseMs);
         ++failed_;
         // A message partly produced stays unsealed: it is never acknowledged, and resent.
         head_value_done_ = 0;
         need_rewind_ = true;
         backing_off_ = true;
-        uv_timer_start(backoff_timer_.get(),
-                       [](uv_timer_t* t) { static_cast<KafkaSink*>(t->data)->onBackoffDone(); },
-                       kRewindPauseMs, 0);
+        uv_timer_start(
+            backoff_timer_.get(),
+            [](uv_timer_t* t) { static_cast<KafkaSink*>(t->data)->onBackoffDone(); },
+            kRewindPauseMs, 0);
         return taken > 0 ? sys::SysResult{static_cast<ssize_t>(taken), 0}
                          : sys::SysResult{-1, EAGAIN};
       }
@@ -279,19 +282,25 @@ void KafkaSink::delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value
     --it->parts;
     // A whole batch may be refused at once: log the 1st, 2nd, 4th, 8th... with the count.
     if ((permanent_ & (permanent_ - 1)) == 0) {
-      spdlog::error("output '{}': a message of {} bytes was refused for good ({}) and passed "
-                    "over ({} so far)", name(), value_len, rd_kafka_err2str(err), permanent_);
+      spdlog::error(
+          "output '{}': a message of {} bytes was refused for good ({}) and passed "
+          "over ({} so far)",
+          name(), value_len, rd_kafka_err2str(err), permanent_);
     }
   } else {
     ++failed_;
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && max_value_ > kMinValueBytes) {
       // The broker's limit is below ours: values are cut smaller from now on, then resent.
       max_value_ = std::max(kMinValueBytes, std::min(max_value_, value_len) / 2);
-      spdlog::warn("output '{}': a message of {} bytes is too large for the broker; values are "
-                   "cut to {} bytes from now on", name(), value_len, max_value_);
+      spdlog::warn(
+          "output '{}': a message of {} bytes is too large for the broker; values are "
+          "cut to {} bytes from now on",
+          name(), value_len, max_value_);
     } else if (!need_rewind_) {
-      spdlog::warn("output '{}': delivery failed ({}); resending from the first undelivered "
-                   "event in {} ms", name(), rd_kafka_err2str(err), kRewindPauseMs);
+      spdlog::warn(
+          "output '{}': delivery failed ({}); resending from the first undelivered "
+          "event in {} ms",
+          name(), rd_kafka_err2str(err), kRewindPauseMs);
     }
     need_rewind_ = true;
   }
@@ -350,9 +359,10 @@ void KafkaSink::serve() {
   pollQueue();
   if (need_rewind_ && !backing_off_) {
     backing_off_ = true;
-    uv_timer_start(backoff_timer_.get(),
-                   [](uv_timer_t* t) { static_cast<KafkaSink*>(t->data)->onBackoffDone(); },
-                   kRewindPauseMs, 0);
+    uv_timer_start(
+        backoff_timer_.get(),
+        [](uv_timer_t* t) { static_cast<KafkaSink*>(t->data)->onBackoffDone(); }, kRewindPauseMs,
+        0);
   }
   if (canDeliver() && (acked_wire_ != acked_before || want_drain_)) drain();
 }

@@ -123,12 +123,12 @@ class KafkaSink : public EventSink {
   bool want_drain_ = false;
   bool need_rewind_ = false;
   bool closing_ = false;
-  uint64_t kepoch_ = 0;           // bumped at each rewind (16 bits in the opaque)
-  std::deque<Pending> pending_;   // in wire order
-  size_t head_value_done_ = 0;    // value bytes of the first unsent frame already produced
-  uint64_t ack_to_ = 0;           // wire position the delivered prefix reaches
-  uint64_t acked_wire_ = 0;       // ... as reported to the event sink
-  size_t max_value_;              // value bytes per message
+  uint64_t kepoch_ = 0;          // bumped at each rewind (16 bits in the opaque)
+  std::deque<Pending> pending_;  // in wire order
+  size_t head_value_done_ = 0;   // value bytes of the first unsent frame already produced
+  uint64_t ack_to_ = 0;          // wire position the delivered prefix reaches
+  uint64_t acked_wire_ = 0;      // ... as reported to the event sink
+  size_t max_value_;             // value bytes per message
 
   uint64_t delivered_ = 0;
   uint64_t failed_ = 0;

@@ -37,17 +37,18 @@ const ConfigError& errorAt(const ParseResult& r, int line) {
 }  // namespace
 
 TEST_CASE("kafka: every key is read", "[config][kafka]") {
-  Config c = parseOk(withKafka("    brokers: [\"k1:9092\", \"k2:9092\"]\n"
-                               "    topic: logs-${input}\n"
-                               "    key: host_file\n"
-                               "    compression: zstd\n"
-                               "    acks: all\n"
-                               "    idempotence: true\n"
-                               "    max_in_flight_bytes: 8MiB\n"
-                               "    format: json\n"
-                               "    librdkafka:\n"
-                               "      linger.ms: 20\n"
-                               "      batch.num.messages: 5000\n"));
+  Config c =
+      parseOk(withKafka("    brokers: [\"k1:9092\", \"k2:9092\"]\n"
+                        "    topic: logs-${input}\n"
+                        "    key: host_file\n"
+                        "    compression: zstd\n"
+                        "    acks: all\n"
+                        "    idempotence: true\n"
+                        "    max_in_flight_bytes: 8MiB\n"
+                        "    format: json\n"
+                        "    librdkafka:\n"
+                        "      linger.ms: 20\n"
+                        "      batch.num.messages: 5000\n"));
   const auto& k = std::get<KafkaOutput>(c.outputs[0].kind);
   CHECK(k.brokers == std::vector<std::string>{"k1:9092", "k2:9092"});
   CHECK(k.topic == "logs-${input}");
@@ -82,13 +83,14 @@ TEST_CASE("kafka: brokers and topic are required", "[config][kafka]") {
 }
 
 TEST_CASE("kafka: bad values are reported at their line and column", "[config][kafka]") {
-  ParseResult r = parse(withKafka("    brokers: [\"nohost\"]\n"      // 8
-                                  "    topic: logs-${app}\n"         // 9
-                                  "    key: pid\n"                   // 10
-                                  "    compression: brotli\n"        // 11
-                                  "    format: syslog\n"             // 12
-                                  "    max_in_flight_bytes: 1KiB\n"  // 13
-                                  "    acks: 1\n"));                 // 14
+  ParseResult r =
+      parse(withKafka("    brokers: [\"nohost\"]\n"      // 8
+                      "    topic: logs-${app}\n"         // 9
+                      "    key: pid\n"                   // 10
+                      "    compression: brotli\n"        // 11
+                      "    format: syslog\n"             // 12
+                      "    max_in_flight_bytes: 1KiB\n"  // 13
+                      "    acks: 1\n"));                 // 14
   CHECK_FALSE(r.ok());
   CHECK(errorAt(r, 8).mark.column == 15);
   CHECK_THAT(errorAt(r, 9).message, Catch::Contains("unknown placeholder '${app}'"));
@@ -103,19 +105,21 @@ TEST_CASE("kafka: bad values are reported at their line and column", "[config][k
 }
 
 TEST_CASE("kafka: acks other than all with idempotence off is fine", "[config][kafka]") {
-  Config c = parseOk(withKafka("    brokers: [\"k1:9092\"]\n    topic: logs\n"
-                               "    acks: 1\n    idempotence: false\n"));
+  Config c =
+      parseOk(withKafka("    brokers: [\"k1:9092\"]\n    topic: logs\n"
+                        "    acks: 1\n    idempotence: false\n"));
   CHECK(std::get<KafkaOutput>(c.outputs[0].kind).acks == "1");
 }
 
 TEST_CASE("kafka: librdkafka judges the pass-through properties", "[config][kafka]") {
-  ParseResult r = parse(withKafka("    brokers: [\"k1:9092\"]\n"
-                                  "    topic: logs\n"
-                                  "    librdkafka:\n"
-                                  "      linger.mss: 5\n"               // 11: unknown
-                                  "      batch.num.messages: lots\n"    // 12: bad value
-                                  "      compression.codec: lz4\n"      // 13: ours
-                                  "      socket.timeout.ms: 30000\n"));  // fine
+  ParseResult r =
+      parse(withKafka("    brokers: [\"k1:9092\"]\n"
+                      "    topic: logs\n"
+                      "    librdkafka:\n"
+                      "      linger.mss: 5\n"                // 11: unknown
+                      "      batch.num.messages: lots\n"     // 12: bad value
+                      "      compression.codec: lz4\n"       // 13: ours
+                      "      socket.timeout.ms: 30000\n"));  // fine
   CHECK_FALSE(r.ok());
   REQUIRE(r.errors.size() == 3);
   const ConfigError& unknown = errorAt(r, 11);

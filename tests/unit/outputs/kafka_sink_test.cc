@@ -89,9 +89,9 @@ struct Fixture {
   void start() {
     config::AgentConfig agent;
     agent.hostname = "testhost";
-    sink = std::make_unique<KafkaSink>(&loop, "k", cfg, agent.hostname, listener, 256 * 1024,
-                                       std::make_unique<KafkaFramer>(agent, cfg,
-                                           std::vector<config::InputConfig>{}));
+    sink = std::make_unique<KafkaSink>(
+        &loop, "k", cfg, agent.hostname, listener, 256 * 1024,
+        std::make_unique<KafkaFramer>(agent, cfg, std::vector<config::InputConfig>{}));
     REQUIRE_FALSE(sink->start());
   }
   // Runs the loop until `done` (false after `seconds`).
@@ -191,8 +191,7 @@ TEST_CASE("kafka sink: a transient failure rewinds and resends", "[kafka]") {
   f.start();
   f.feeder.feed(*f.sink, 1, "a", 0, "warm\n");
   REQUIRE(f.runUntil([&] { return f.listener.deliveredOf(1) == 5; }));
-  rd_kafka_mock_push_request_errors(f.cluster.get(), 0, 1,
-                                    RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+  rd_kafka_mock_push_request_errors(f.cluster.get(), 0, 1, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
   // The router's side of a rewind: the resend starts where the sink said.
   const std::string a = lines("a", 5);
   f.listener.on_rewind = [&](const std::vector<SinkListener::Rewind>& r) {
