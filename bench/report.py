@@ -281,6 +281,9 @@ def main():
               "userspace at least twice (≈ 2.0); a zero-copy one stays near 0 (what remains is tail peeks for the last "
               "newline, inotify, eventfd and the like). Splice bytes are counted per call, so file→pipe→socket "
               "shows 2.0.", ""] + zc_table(rs) + [""]
+    if any(r["scenario"].startswith("kafka-") for r in results):
+        import scenario_kafka
+        L += scenario_kafka.report(results)
     bad = [r for r in results if not r.get("ok")]
     if bad:
         L += ["## Failed or incomplete runs", ""]

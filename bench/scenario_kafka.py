@@ -200,3 +200,42 @@ def run(env):
                     lambda c: _trial(env, c, f"kafka-live-{rate}", rate=rate,
                                      seconds=cfg["live_seconds"]),
                     cfg["live_reps"] or reps)
+
+
+def _median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def report(results):
+    """Markdown lines for report.py: one table per kafka scenario, medians over repetitions."""
+    out = []
+    for scenario in sorted({r["scenario"] for r in results if r["scenario"].startswith("kafka-")}):
+        rs = [r for r in results if r["scenario"] == scenario and r.get("ok")]
+        if not rs:
+            continue
+        title = ("Kafka catch-up: the file into the mock cluster" if scenario == "kafka-catchup"
+                 else f"Kafka live tail: {rs[0].get('rate', 0):,} lines/s")
+        out += [f"## {title}", "",
+                "Into librdkafka's mock cluster (3 brokers, own process, "
+                f"{MOCK_PARTITIONS} partitions); done when the partitions' end offsets add up to the "
+                "line count. librdkafka = bench/src/kafka_baseline.c (every line produced as fast as "
+                "librdkafka takes it, same producer settings). logsplice also sends 4 headers per "
+                "message.", "",
+                "| contender | messages/s | MB/s | CPU s per GB | peak RSS MiB | × librdkafka |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        base = _median([r["msgs_per_s"] for r in rs if r["contender"] == "librdkafka"])
+        for name in dict.fromkeys(r["contender"] for r in rs):
+            mine = [r for r in rs if r["contender"] == name]
+            mps = _median([r["msgs_per_s"] for r in mine])
+            mbs = _median([r["mb_per_s"] for r in mine])
+            cpu = _median([r["cpu_s_per_gb"] for r in mine])
+            rss = _median([r["maxrss_kib"] for r in mine])
+            ratio = f"{mps / base:.2f}" if base and mps else "—"
+            out.append(f"| {name} | {mps or 0:,.0f} | {mbs or 0:.1f} | {cpu or 0:.2f} | "
+                       f"{(rss or 0) / 1024:.0f} | {ratio} |")
+        out.append("")
+    return out
