@@ -277,6 +277,9 @@ void KafkaSink::delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++delivered_;
     --it->parts;
+    // A broker acknowledged: one is up, whatever the last statistics (once a second) said.
+    if (brokers_up_ == 0) brokers_up_ = 1;
+    ever_up_ = true;
   } else if (isPermanent(err)) {
     ++permanent_;
     --it->parts;
