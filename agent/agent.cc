@@ -242,7 +242,7 @@ std::string describe(const config::OutputConfig& o, const config::Config& cfg) {
     for (const auto& b : k->brokers) s << b << ',';
     s << '|' << k->topic << '|' << static_cast<int>(k->key) << ',' << k->compression << ','
       << k->acks << ',' << k->idempotence << ',' << k->max_in_flight_bytes << ','
-      << static_cast<int>(k->format) << '|' << cfg.agent.hostname;
+      << static_cast<int>(k->format) << ',' << k->headers << '|' << cfg.agent.hostname;
     for (const auto& [p, v] : k->librdkafka) s << '|' << p.size() << ':' << p << '=' << v;
   } else {
     const auto& a = std::get<config::ArchiveOutput>(o.kind);

@@ -5,8 +5,8 @@ build/tests/kafka_mock_cluster), side by side:
   - librdkafka: bench/build/kafka_baseline, every line of the file produced as fast as
     librdkafka takes them (the denominator; catch-up only, it cannot follow a file);
   - rsyslog: imfile -> omkafka (Debian rsyslog-kafka);
-  - logsplice: a `type: kafka` output (key none, raw value; it adds its host/input/path/offset
-    headers, which the others do not send).
+  - logsplice: a `type: kafka` output (key none, raw value), with its host/input/path/offset
+    headers (the default, which the others do not send) and with `headers: false`.
 
 A trial is done when the partitions' end offsets (kcat -Q) add up to the file's line count; a
 fresh mock cluster per trial, so offsets start at 0. Reported per contender: messages/s, MB/s,
@@ -102,8 +102,11 @@ class LogspliceKafka(KafkaContender):
     kind = "agent"
     name = "logsplice"
 
-    def __init__(self, agent_bin):
+    def __init__(self, agent_bin, headers=True):
         self.agent_bin = agent_bin
+        self.headers = headers
+        if not headers:
+            self.name = "logsplice (headers: false)"
 
     def argv(self, d, in_dir, in_file, bootstrap):
         data = os.path.join(d, "agent-data")
@@ -114,7 +117,8 @@ class LogspliceKafka(KafkaContender):
 inputs:
   - {{ name: bench, paths: ["{in_dir}/*.log"], start_at: beginning }}
 outputs:
-  - {{ name: k, type: kafka, brokers: [{brokers}], topic: {TOPIC}, inputs: [bench] }}
+  - {{ name: k, type: kafka, brokers: [{brokers}], topic: {TOPIC}, inputs: [bench],
+      headers: {"true" if self.headers else "false"} }}
 """)
         return [self.agent_bin, "run", "--config", path]
 
@@ -190,7 +194,8 @@ def run(env):
     cfg = env["CFG"]
     reps = cfg["reps"]
     src, lines = env["ws"].source(cfg["size"])
-    agents = [LogspliceKafka(env["AGENT_BIN"])] if env["use_agent"] else []
+    agents = ([LogspliceKafka(env["AGENT_BIN"]), LogspliceKafka(env["AGENT_BIN"], headers=False)]
+              if env["use_agent"] else [])
     cs = [LibrdkafkaBaseline(env["tool"]), RsyslogKafka()] + agents
     env["run_reps"]("kafka-catchup", cs,
                     lambda c: _trial(env, c, "kafka-catchup", src=src, lines=lines), reps)
@@ -223,8 +228,8 @@ def report(results):
                 "Into librdkafka's mock cluster (3 brokers, own process, "
                 f"{MOCK_PARTITIONS} partitions); done when the partitions' end offsets add up to the "
                 "line count. librdkafka = bench/src/kafka_baseline.c (every line produced as fast as "
-                "librdkafka takes it, same producer settings). logsplice also sends 4 headers per "
-                "message.", "",
+                "librdkafka takes it, same producer settings). logsplice sends 4 headers per "
+                "message unless `headers: false`.", "",
                 "| contender | messages/s | MB/s | CPU s per GB | peak RSS MiB | × librdkafka |",
                 "| --- | ---: | ---: | ---: | ---: | ---: |"]
         base = _median([r["msgs_per_s"] for r in rs if r["contender"] == "librdkafka"])

@@ -153,6 +153,7 @@ struct KafkaOutput {
   bool idempotence = true;           // enable.idempotence
   uint64_t max_in_flight_bytes = 64ULL << 20;
   EventFormat format = EventFormat::kRaw;  // raw (the event as is) or json
+  bool headers = true;  // host, input, path and offset headers on every message
   // `librdkafka:` properties passed through (after ours, so they win), with where each was.
   std::vector<std::pair<std::string, std::string>> librdkafka;
   std::vector<Mark> librdkafka_marks;

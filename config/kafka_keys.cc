@@ -11,8 +11,8 @@ namespace logsplice::config {
 namespace {
 
 constexpr std::string_view kKafkaKeys[] = {
-    "brokers", "topic",     "key", "compression", "acks", "idempotence", "max_in_flight_bytes",
-    "format",  "librdkafka"};
+    "brokers", "topic",   "key",       "compression", "acks", "idempotence", "max_in_flight_bytes",
+    "format",  "headers", "librdkafka"};
 
 constexpr std::pair<std::string_view, KafkaKey> kKeys[] = {{"none", KafkaKey::kNone},
                                                            {"host", KafkaKey::kHost},
@@ -154,6 +154,7 @@ void parseKafkaKeys(YamlReader& yaml, const Fields& fields, KafkaOutput& kafka,
   }
   yaml.readSize(fields, "max_in_flight_bytes", kafka.max_in_flight_bytes, 64 * 1024);
   yaml.readEnum<EventFormat>(fields, "format", kFormats, kafka.format);
+  yaml.readBool(fields, "headers", kafka.headers);
 
   const Field* lib = fields.find("librdkafka");
   if (lib == nullptr) return;

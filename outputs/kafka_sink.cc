@@ -188,15 +188,24 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
     (void)ec;
     char* value = const_cast<char*>(f.value.data()) + head_value_done_;
     const ssize_t offset_len = end - offset_text;
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(f.key.empty() ? nullptr : f.key.data(), f.key.size()),
-        RD_KAFKA_V_VALUE(value, len),
-        RD_KAFKA_V_HEADER("host", host_.data(), static_cast<ssize_t>(host_.size())),
-        RD_KAFKA_V_HEADER("input", f.input.data(), static_cast<ssize_t>(f.input.size())),
-        RD_KAFKA_V_HEADER("path", f.path.data(), static_cast<ssize_t>(f.path.size())),
-        RD_KAFKA_V_HEADER("offset", offset_text, offset_len),
-        RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(wire_end))), RD_KAFKA_V_END);
+    // Four header allocations per message in librdkafka: about as much CPU again as the
+    // rest of the path (docs/kafka.md), hence `headers: false`.
+    rd_kafka_resp_err_t e =
+        cfg_.headers
+            ? rd_kafka_producev(
+                  rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                  RD_KAFKA_V_KEY(f.key.empty() ? nullptr : f.key.data(), f.key.size()),
+                  RD_KAFKA_V_VALUE(value, len),
+                  RD_KAFKA_V_HEADER("host", host_.data(), static_cast<ssize_t>(host_.size())),
+                  RD_KAFKA_V_HEADER("input", f.input.data(), static_cast<ssize_t>(f.input.size())),
+                  RD_KAFKA_V_HEADER("path", f.path.data(), static_cast<ssize_t>(f.path.size())),
+                  RD_KAFKA_V_HEADER("offset", offset_text, offset_len),
+                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(wire_end))), RD_KAFKA_V_END)
+            : rd_kafka_producev(
+                  rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                  RD_KAFKA_V_KEY(f.key.empty() ? nullptr : f.key.data(), f.key.size()),
+                  RD_KAFKA_V_VALUE(value, len),
+                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(wire_end))), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return Outcome::kQueueFull;
     if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && max_value_ > kMinValueBytes) {
       max_value_ = std::max(kMinValueBytes, std::min(max_value_, len) / 2);
@@ -206,8 +215,10 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
       last_error_ = rd_kafka_err2str(e);
       return Outcome::kFailed;
     }
-    const size_t copied = len + f.key.size() + host_.size() + f.input.size() + f.path.size() +
-                          static_cast<size_t>(offset_len);
+    size_t copied = len + f.key.size();
+    if (cfg_.headers) {
+      copied += host_.size() + f.input.size() + f.path.size() + static_cast<size_t>(offset_len);
+    }
     stats_.bytes_copied += copied;
     sys::CopyCounter::add(copied);
     if (head_value_done_ == 0 && len < f.value.size()) ++split_events_;

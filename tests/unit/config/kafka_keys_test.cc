@@ -46,6 +46,7 @@ TEST_CASE("kafka: every key is read", "[config][kafka]") {
                         "    idempotence: true\n"
                         "    max_in_flight_bytes: 8MiB\n"
                         "    format: json\n"
+                        "    headers: false\n"
                         "    librdkafka:\n"
                         "      linger.ms: 20\n"
                         "      batch.num.messages: 5000\n"));
@@ -58,9 +59,10 @@ TEST_CASE("kafka: every key is read", "[config][kafka]") {
   CHECK(k.idempotence);
   CHECK(k.max_in_flight_bytes == 8u << 20);
   CHECK(k.format == EventFormat::kJson);
+  CHECK_FALSE(k.headers);
   REQUIRE(k.librdkafka.size() == 2);
   CHECK(k.librdkafka[0] == std::pair<std::string, std::string>{"linger.ms", "20"});
-  CHECK(k.librdkafka_marks[1].line == 18);
+  CHECK(k.librdkafka_marks[1].line == 19);
 }
 
 TEST_CASE("kafka: defaults", "[config][kafka]") {
@@ -72,6 +74,7 @@ TEST_CASE("kafka: defaults", "[config][kafka]") {
   CHECK(k.idempotence);
   CHECK(k.max_in_flight_bytes == 64u << 20);
   CHECK(k.format == EventFormat::kRaw);
+  CHECK(k.headers);
   CHECK(k.librdkafka.empty());
 }
 
