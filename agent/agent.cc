@@ -237,6 +237,13 @@ std::string describe(const config::OutputConfig& o, const config::Config& cfg) {
         << x.server_name << ',' << x.verify << ',' << x.min_version << ',' << x.ciphers << ','
         << x.ciphersuites << ',' << static_cast<int>(x.ktls);
     }
+  } else if (const auto* k = std::get_if<config::KafkaOutput>(&o.kind)) {
+    s << "kafka|";
+    for (const auto& b : k->brokers) s << b << ',';
+    s << '|' << k->topic << '|' << static_cast<int>(k->key) << ',' << k->compression << ','
+      << k->acks << ',' << k->idempotence << ',' << k->max_in_flight_bytes << ','
+      << static_cast<int>(k->format) << ',' << k->headers << '|' << cfg.agent.hostname;
+    for (const auto& [p, v] : k->librdkafka) s << '|' << p.size() << ':' << p << '=' << v;
   } else {
     const auto& a = std::get<config::ArchiveOutput>(o.kind);
     s << "archive|" << a.dir << ',' << a.rotate_max_bytes << ',' << a.rotate_max_age.count() << ','

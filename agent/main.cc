@@ -95,6 +95,19 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     fsync: never                    never|rotate|interval
     fsync_interval: 1s
     inputs: [NAME, ...]
+  - name: NAME
+    type: kafka                     one message per event, at least once (docs/kafka.md)
+    brokers: [HOST:PORT, ...]       bootstrap list
+    topic: NAME                     fixed, or with ${input} / ${host}
+    key: none                       none|host|file|host_file (host:path)
+    compression: none               none|lz4|zstd|snappy|gzip
+    acks: all                       all|1|0 (1 and 0 need idempotence: false)
+    idempotence: true               the idempotent producer (no duplicates from retries)
+    max_in_flight_bytes: 64MiB      past it the output stops reading until deliveries return
+    format: raw                     raw (the event as it is) | json (the JSON event object)
+    headers: true                   host, input, path, offset headers (false: ~2x cheaper)
+    librdkafka: { PROP: VALUE }     passed through (SASL, SSL, batching); checked by librdkafka
+    inputs: [NAME, ...]
 Sizes: 512, 64KiB, 1MiB, 1GiB (KB/MB/GB are powers of 1000). Durations: 250ms, 5s, 1m, 1h, 1d.
 )";
 

@@ -1015,6 +1015,11 @@ def main():
     if "tls" in scenarios:
         import scenario_tls  # bench/scenario_tls.py
         scenario_tls.run(sys.modules[__name__], ws, run_reps, use_agent)
+    if "kafka" in scenarios:
+        import scenario_kafka
+        scenario_kafka.run({"ws": ws, "run_reps": run_reps, "use_agent": use_agent, "CFG": CFG,
+                            "Proc": Proc, "tool": tool, "log": log, "ROOT": ROOT,
+                            "AGENT_BIN": AGENT_BIN})
     save()
     if os.environ.get("LSB_KEEP") != "1":
         ws.clean_trials()

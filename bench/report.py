@@ -283,6 +283,9 @@ def main():
               "shows 2.0.", ""] + zc_table(rs) + [""]
     import scenario_tls  # bench/scenario_tls.py: the `tls` scenario renders its own table
     L += scenario_tls.report_lines(by(results, "tls"), med)
+    if any(r["scenario"].startswith("kafka-") for r in results):
+        import scenario_kafka
+        L += scenario_kafka.report(results)
     bad = [r for r in results if not r.get("ok")]
     if bad:
         L += ["## Failed or incomplete runs", ""]

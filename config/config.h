@@ -142,6 +142,23 @@ struct ArchiveOutput {
   Millis fsync_interval{1000};
 };
 
+// `type: kafka` output (config/kafka_keys.h): one message per event, keyed and with headers.
+enum class KafkaKey { kNone, kHost, kFile, kHostFile };
+struct KafkaOutput {
+  std::vector<std::string> brokers;  // bootstrap "host:port" list
+  std::string topic;                 // fixed, or with ${input} / ${host}
+  KafkaKey key = KafkaKey::kNone;
+  std::string compression = "none";  // none | lz4 | zstd | snappy | gzip
+  std::string acks = "all";          // all | 1 | 0
+  bool idempotence = true;           // enable.idempotence
+  uint64_t max_in_flight_bytes = 64ULL << 20;
+  EventFormat format = EventFormat::kRaw;  // raw (the event as is) or json
+  bool headers = true;  // host, input, path and offset headers on every message
+  // `librdkafka:` properties passed through (after ours, so they win), with where each was.
+  std::vector<std::pair<std::string, std::string>> librdkafka;
+  std::vector<Mark> librdkafka_marks;
+};
+
 // One `outputs:` entry. `inputs` is the routing: which inputs feed this sink.
 struct OutputConfig {
   std::string name;  // required, unique; only letters, digits, '_', '.' and '-'
@@ -150,7 +167,7 @@ struct OutputConfig {
   // Where each of `inputs` was written (same size as `inputs` when parsed, possibly empty when
   // built in code), so that a bad route is reported at its name.
   std::vector<Mark> input_marks;
-  std::variant<TcpOutput, ArchiveOutput> kind;
+  std::variant<TcpOutput, ArchiveOutput, KafkaOutput> kind;
 };
 
 struct Config {

@@ -17,6 +17,7 @@
 #include "sys/unique_fd.h"
 #include "config/event_keys.h"
 #include "config/event_keys_parse.h"
+#include "config/kafka_keys.h"
 #include "config/tls_keys.h"
 #include "config/validate.h"
 #include "config/yaml_reader.h"
@@ -65,7 +66,7 @@ constexpr std::pair<std::string_view, FsyncPolicy> kFsync[] = {
     {"rotate", FsyncPolicy::kRotate},
     {"interval", FsyncPolicy::kInterval}};
 
-enum class OutputType { kUnknown, kTcp, kArchive };
+enum class OutputType { kUnknown, kTcp, kArchive, kKafka };
 
 bool isValidName(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -225,6 +226,7 @@ class Parser {
     if (!type.IsDefined() || !type.IsScalar()) return OutputType::kUnknown;
     if (type.Scalar() == "tcp") return OutputType::kTcp;
     if (type.Scalar() == "archive") return OutputType::kArchive;
+    if (type.Scalar() == "kafka") return OutputType::kKafka;
     return OutputType::kUnknown;
   }
 
@@ -240,18 +242,20 @@ class Parser {
           return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys}, kArchiveKeys, "archive");
         case OutputType::kArchive:
           return yaml_.readMap(entry, kOutputKeys, where, "", {kArchiveKeys}, kTcpKeys, "tcp");
+        case OutputType::kKafka:
+          return yaml_.readMap(entry, kOutputKeys, where, "", {kafkaKeys()});
         case OutputType::kUnknown:
           break;
       }
       // Without a known type, accept the keys of every type; the type error says enough.
-      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys});
+      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys, kafkaKeys()});
     }();
     if (yaml_.require(fields, "name", where)) readName(fields, "output", output.name);
     if (yaml_.require(fields, "type", where)) {
-      const Field* f = yaml_.scalar(fields, "type", "tcp or archive");
+      const Field* f = yaml_.scalar(fields, "type", "tcp, archive or kafka");
       if (f != nullptr && type == OutputType::kUnknown) {
-        error(valueMark(*f),
-              "unknown output type " + quote(f->value.Scalar()) + " (expected tcp or archive)");
+        error(valueMark(*f), "unknown output type " + quote(f->value.Scalar()) +
+                                 " (expected tcp, archive or kafka)");
       }
     }
     if (yaml_.require(fields, "inputs", where)) {
@@ -267,6 +271,9 @@ class Parser {
         break;
       case OutputType::kArchive:
         output.kind = parseArchive(fields, label);
+        break;
+      case OutputType::kKafka:
+        parseKafkaKeys(yaml_, fields, output.kind.emplace<KafkaOutput>(), label);
         break;
       case OutputType::kUnknown:
         break;  // kept, so that its name and routes are still checked

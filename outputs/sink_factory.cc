@@ -6,11 +6,13 @@
 
 #include "outputs/archive_sink.h"
 #include "outputs/event_framer.h"
-#include "outputs/tls_stream_sink.h"
+#include "outputs/kafka_framer.h"
+#include "outputs/kafka_sink.h"
 #include "outputs/multiline_stage.h"
 #include "outputs/tcp_event_sink.h"
 #include "outputs/tcp_sink.h"
 #include "outputs/tls_event_sink.h"
+#include "outputs/tls_stream_sink.h"
 
 namespace logsplice::outputs {
 
@@ -43,6 +45,24 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
     }
     // config/ compiled every pattern already: an error here is a bug, reported, and the lines
     // of that output then go out one event each rather than not at all.
+    auto stage = MultilineStage::create(routed);
+    if (!stage.ok()) {
+      spdlog::error("output '{}': {}", out.name, stage.error().toString());
+    } else if (auto err = sink->setMultiline(loop, std::move(stage.value()))) {
+      spdlog::error("output '{}': {}", out.name, err.toString());
+    }
+    return sink;
+  }
+  if (const auto* kafka = std::get_if<config::KafkaOutput>(&out.kind)) {
+    std::vector<config::InputConfig> routed;
+    for (const config::InputConfig& in : inputs) {
+      if (std::find(out.inputs.begin(), out.inputs.end(), in.name) != out.inputs.end()) {
+        routed.push_back(in);
+      }
+    }
+    auto sink = std::make_unique<KafkaSink>(loop, out.name, *kafka, agent.hostname, listener,
+                                            agent.pipe_bytes,
+                                            std::make_unique<KafkaFramer>(agent, *kafka, routed));
     auto stage = MultilineStage::create(routed);
     if (!stage.ok()) {
       spdlog::error("output '{}': {}", out.name, stage.error().toString());

@@ -21,6 +21,7 @@ build_deps=(
   build-essential cmake pkg-config
   libuv1-dev libyaml-cpp-dev libspdlog-dev libfmt-dev catch2 libpcre2-dev libssl-dev openssl
   libsystemd-dev
+  librdkafka-dev kcat
   python3 clang-format logrotate netcat-openbsd procps
 )
 apt_install_missing "${build_deps[@]}"

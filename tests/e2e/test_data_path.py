@@ -124,12 +124,12 @@ class Cli(E2ETest):
         with open(path, "w") as f:
             f.write("agent:\n  data_dir: /tmp/x\n  bogus: 1\n"
                     "inputs:\n  - name: a\n    paths: [\"/tmp/*.log\"]\n    max_line_bytes: 1XB\n"
-                    "outputs:\n  - name: o\n    type: kafka\n    inputs: [nope]\n")
+                    "outputs:\n  - name: o\n    type: pigeon\n    inputs: [nope]\n")
         r = run_cli("check", "--config", path)
         self.assertEqual(r.returncode, 1)
         self.assertIn(f"{path}:3:3", r.stderr)  # unknown key 'bogus'
         self.assertIn("1XB", r.stderr)
-        self.assertIn("kafka", r.stderr)
+        self.assertIn("pigeon", r.stderr)
         # A route from an unknown input points at the name in the list, not at the output.
         self.assertIn(f"{path}:11:14: output 'o' routes from unknown input 'nope'", r.stderr)
         self.assertGreaterEqual(r.stderr.count(path + ":"), 3)

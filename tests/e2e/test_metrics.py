@@ -70,6 +70,23 @@ GOLDEN = [
      "Status connections refused with 503 over max_connections."),
 ]
 
+# The families a kafka output adds (checked by test_kafka.py, which runs one against the mock
+# cluster; this file's agent has none).
+KAFKA_GOLDEN = [
+    ("logsplice_kafka_messages_delivered_total", "counter",
+     "Messages the brokers acknowledged for this kafka output."),
+    ("logsplice_kafka_messages_failed_total", "counter",
+     "Messages of this kafka output that failed (reason transient: resent; permanent: logged "
+     "and passed over)."),
+    ("logsplice_kafka_rewinds_total", "counter",
+     "Times this kafka output resent from the first undelivered event."),
+    ("logsplice_kafka_split_events_total", "counter",
+     "Events too large for one message, sent as several."),
+    ("logsplice_kafka_in_flight_bytes", "gauge",
+     "Framed bytes handed to librdkafka and not yet acknowledged."),
+    ("logsplice_kafka_brokers_up", "gauge", "Brokers this kafka output is connected to."),
+]
+
 
 def label_keys(family):
     if family == "logsplice_bytes_copied_total":

@@ -551,10 +551,10 @@ TEST_CASE("an unknown output type is reported", "[config][parse]") {
   - { name: nginx, paths: ["/a"] }
 outputs:
   - name: central
-    type: kafka
+    type: pigeon
     inputs: [nginx]
 )",
-                            "unknown output type 'kafka' (expected tcp or archive)");
+                            "unknown output type 'pigeon' (expected tcp, archive or kafka)");
   checkMark(e, 5, 11);
 }
 
@@ -562,10 +562,10 @@ TEST_CASE("an output of unknown type still has its routes checked", "[config][pa
   ParseResult r = parse(R"(inputs:
   - { name: nginx, paths: ["/a"] }
 outputs:
-  - { name: central, type: kafka, inputs: [ngnix] }
+  - { name: central, type: pigeon, inputs: [ngnix] }
 )");
   CHECK(r.errors.size() == 2);
-  errorWith(r, "unknown output type 'kafka'");
+  errorWith(r, "unknown output type 'pigeon'");
   errorWith(r, "output 'central' routes from unknown input 'ngnix'");
 }
 
@@ -752,7 +752,7 @@ outputs:
     adresses: ["h:1"]
     inputs: [ngnix]
   - name: local
-    type: kafka
+    type: pigeon
     inputs: [nginx]
 )");
   INFO(allErrors(r));
@@ -767,7 +767,7 @@ outputs:
       {12, "missing required key 'addresses' in output 'central'"},
       {14, "unknown key 'adresses' in output 'central' (did you mean 'addresses'?)"},
       {15, "output 'central' routes from unknown input 'ngnix'"},
-      {17, "unknown output type 'kafka' (expected tcp or archive)"},
+      {17, "unknown output type 'pigeon' (expected tcp, archive or kafka)"},
   };
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO("error " << i << ": " << r.errors[i].toString());
