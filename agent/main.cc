@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/collect/collect_server.h"
 #include "agent/status/status_client.h"
 #include "sys/version.h"
 #include "config/parse.h"
@@ -30,6 +31,9 @@ Usage:
   logsplice check  --config FILE                     validate a config; print every error
   logsplice status [--endpoint HOST:PORT] [--watch]  per sink: state, rate, lag (needs
                                                      agent.metrics.listen)
+  logsplice collect --config FILE                    receive `type: logsplice` outputs into
+                                                     mirrors of the agents' files
+                                                     (docs/protocol.md; `collect:` config)
   logsplice --version | --help
 
 Signals (run): SIGTERM/SIGINT drain outputs for at most agent.shutdown_timeout, write the
@@ -204,6 +208,10 @@ int main(int argc, char** argv) {
   if (args.command == "run" || args.command == "check") {
     if (args.config.empty()) return usageError(args.command + " needs --config FILE");
     return args.command == "run" ? run(args) : check(args.config);
+  }
+  if (args.command == "collect") {
+    if (args.config.empty()) return usageError("collect needs --config FILE");
+    return logsplice::agent::collect::runCollect(args.config);
   }
   if (args.command == "status") {
     return logsplice::agent::runStatus(args.endpoint, args.watch, std::cout);

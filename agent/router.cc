@@ -126,7 +126,9 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   fs.input = f.inputName();
   fs.path = f.path();
   fs.source = std::make_shared<const outputs::SourceInfo>(
-      outputs::SourceInfo{fs.input, fs.path, baseName(f.path())});
+      outputs::SourceInfo{fs.input, fs.path, baseName(f.path()), f.identity().dev,
+                          f.identity().ino, f.identity().fingerprint,
+                          f.identity().fingerprint_len});
   fs.identity = f.identity();
   fs.generation = f.generation();
   fs.copy_mode = f.copyMode();

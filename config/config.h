@@ -142,6 +142,13 @@ struct ArchiveOutput {
   Millis fsync_interval{1000};
 };
 
+// `type: logsplice` output: a collector running `logsplice collect` (docs/protocol.md). The
+// connection keys are those of tcp (addresses, backoff, connect_timeout, keepalive).
+struct LogspliceOutput {
+  TcpOutput tcp;
+  std::string token;  // the shared token the collector holds for agent.hostname
+};
+
 // One `outputs:` entry. `inputs` is the routing: which inputs feed this sink.
 struct OutputConfig {
   std::string name;  // required, unique; only letters, digits, '_', '.' and '-'
@@ -150,7 +157,7 @@ struct OutputConfig {
   // Where each of `inputs` was written (same size as `inputs` when parsed, possibly empty when
   // built in code), so that a bad route is reported at its name.
   std::vector<Mark> input_marks;
-  std::variant<TcpOutput, ArchiveOutput> kind;
+  std::variant<TcpOutput, ArchiveOutput, LogspliceOutput> kind;
 };
 
 struct Config {

@@ -15,6 +15,7 @@
 #include "sys/error.h"
 #include "sys/host_port.h"
 #include "sys/unique_fd.h"
+#include "config/collect_keys.h"
 #include "config/event_keys.h"
 #include "config/event_keys_parse.h"
 #include "config/tls_keys.h"
@@ -51,6 +52,8 @@ constexpr std::string_view kTcpKeys[] = {"addresses", "backoff",  "connect_timeo
                                          "keepalive", "format",   "framing",
                                          "facility",  "severity", "app_name",
                                          "tls"};
+constexpr std::string_view kLogspliceKeys[] = {"addresses", "backoff", "connect_timeout",
+                                               "keepalive", "token"};
 constexpr std::string_view kBackoffKeys[] = {"initial", "max"};
 constexpr std::string_view kArchiveKeys[] = {"dir", "rotate", "fsync", "fsync_interval"};
 constexpr std::string_view kRotateKeys[] = {"max_bytes", "max_age"};
@@ -65,7 +68,7 @@ constexpr std::pair<std::string_view, FsyncPolicy> kFsync[] = {
     {"rotate", FsyncPolicy::kRotate},
     {"interval", FsyncPolicy::kInterval}};
 
-enum class OutputType { kUnknown, kTcp, kArchive };
+enum class OutputType { kUnknown, kTcp, kArchive, kLogsplice };
 
 bool isValidName(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -225,6 +228,7 @@ class Parser {
     if (!type.IsDefined() || !type.IsScalar()) return OutputType::kUnknown;
     if (type.Scalar() == "tcp") return OutputType::kTcp;
     if (type.Scalar() == "archive") return OutputType::kArchive;
+    if (type.Scalar() == "logsplice") return OutputType::kLogsplice;
     return OutputType::kUnknown;
   }
 
@@ -240,18 +244,22 @@ class Parser {
           return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys}, kArchiveKeys, "archive");
         case OutputType::kArchive:
           return yaml_.readMap(entry, kOutputKeys, where, "", {kArchiveKeys}, kTcpKeys, "tcp");
+        case OutputType::kLogsplice:
+          return yaml_.readMap(entry, kOutputKeys, where, "", {kLogspliceKeys}, kArchiveKeys,
+                               "archive");
         case OutputType::kUnknown:
           break;
       }
       // Without a known type, accept the keys of every type; the type error says enough.
-      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys});
+      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys, kLogspliceKeys});
     }();
     if (yaml_.require(fields, "name", where)) readName(fields, "output", output.name);
     if (yaml_.require(fields, "type", where)) {
-      const Field* f = yaml_.scalar(fields, "type", "tcp or archive");
+      const Field* f = yaml_.scalar(fields, "type", "tcp, archive or logsplice");
       if (f != nullptr && type == OutputType::kUnknown) {
         error(valueMark(*f),
-              "unknown output type " + quote(f->value.Scalar()) + " (expected tcp or archive)");
+              "unknown output type " + quote(f->value.Scalar()) +
+                                  " (expected tcp, archive or logsplice)");
       }
     }
     if (yaml_.require(fields, "inputs", where)) {
@@ -268,6 +276,13 @@ class Parser {
       case OutputType::kArchive:
         output.kind = parseArchive(fields, label);
         break;
+      case OutputType::kLogsplice: {
+        LogspliceOutput ls;
+        ls.tcp = parseTcp(fields, label);
+        parseLogspliceOutputKeys(yaml_, fields, "in " + label, ls);
+        output.kind = std::move(ls);
+        break;
+      }
       case OutputType::kUnknown:
         break;  // kept, so that its name and routes are still checked
     }

@@ -18,6 +18,12 @@ struct SourceInfo {
   std::string input;        // the input's name
   std::string path;         // the path the file had when it was first seen
   std::string source_name;  // its base name (archive naming)
+  // Who the file is when first seen (inputs::FileIdentity): the mirror output names its
+  // streams by it (docs/protocol.md).
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t fingerprint = 0;
+  uint32_t fingerprint_len = 0;
 };
 
 // A run of one source file's bytes that the router put into a sink's pipe, in order. `newline`

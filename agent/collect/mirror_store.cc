@@ -1,0 +1,220 @@
+#include "agent/collect/mirror_store.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "agent/collect/mirror_paths.h"
+#include "outputs/mirror_protocol.h"
+#include "sys/make_dirs.h"
+
+namespace logsplice::agent::collect {
+namespace {
+
+std::vector<std::string> splitTabs(const std::string& line) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (true) {
+    size_t t = line.find('\t', i);
+    out.push_back(line.substr(i, t == std::string::npos ? std::string::npos : t - i));
+    if (t == std::string::npos) break;
+    i = t + 1;
+  }
+  return out;
+}
+
+bool parseU64(const std::string& s, uint64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+sys::Error fsyncDir(const std::string& dir) {
+  sys::UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!d) return sys::Error::fromErrno(errno, dir);
+  if (::fsync(d.get()) != 0) return sys::Error::fromErrno(errno, "fsync " + dir);
+  return sys::Error::ok();
+}
+
+}  // namespace
+
+sys::Error MirrorStore::load() {
+  if (auto err = sys::makeDirs(dir_)) return err;
+  std::ifstream in(dir_ + "/" + kIndexName);
+  if (!in) return sys::Error::ok();  // a new dir
+  std::string line;
+  if (!std::getline(in, line) || line != kIndexHeader) {
+    return sys::Error::corrupt(dir_ + "/" + kIndexName + ": not a version 1 index");
+  }
+  int lineno = 1;
+  while (std::getline(in, line)) {
+    ++lineno;
+    auto f = splitTabs(line);
+    auto file = std::make_unique<MirrorFile>();
+    uint64_t fplen = 0;
+    bool ok = f.size() == 9 && outputs::mirror::validName(f[0], outputs::mirror::kMaxHostBytes) &&
+              outputs::mirror::validName(f[1], outputs::mirror::kMaxInputBytes) &&
+              parseU64(f[2], &file->key.dev) && parseU64(f[3], &file->key.ino) &&
+              parseU64(f[4], &file->key.generation) && parseU64(f[5], &file->fingerprint) &&
+              parseU64(f[6], &fplen) && parseU64(f[7], &file->durable) && safeRelPath(f[8]);
+    if (!ok || rels_.count(f[8])) {
+      spdlog::warn("{}/{}:{}: bad index line skipped", dir_, kIndexName, lineno);
+      continue;
+    }
+    file->key.host = f[0];
+    file->key.input = f[1];
+    file->fingerprint_len = static_cast<uint32_t>(fplen);
+    file->rel = f[8];
+    rels_.insert(file->rel);
+    StreamKey key = file->key;
+    files_[key] = std::move(file);
+  }
+  spdlog::info("collect: index of {} holds {} streams", dir_, files_.size());
+  return sys::Error::ok();
+}
+
+std::string MirrorStore::uniqueRel(const StreamKey& key, std::string_view path) {
+  std::string base = mirrorRelPath(key.host, key.input, path, key.generation);
+  if (!rels_.count(base)) return base;
+  // The same path held another file (rename rotation): this one is named by its inode too.
+  std::string with_ino = base + "~" + std::to_string(key.ino);
+  for (int n = 1; rels_.count(with_ino); ++n) {
+    with_ino = base + "~" + std::to_string(key.ino) + "-" + std::to_string(n);
+  }
+  return with_ino;
+}
+
+sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t fingerprint,
+                                           uint32_t fingerprint_len, std::string_view path) {
+  auto it = files_.find(key);
+  MirrorFile* f = nullptr;
+  if (it == files_.end()) {
+    auto file = std::make_unique<MirrorFile>();
+    file->key = key;
+    file->fingerprint = fingerprint;
+    file->fingerprint_len = fingerprint_len;
+    file->rel = uniqueRel(key, path);
+    f = file.get();
+    rels_.insert(file->rel);
+    files_[key] = std::move(file);
+    index_dirty_ = true;
+  } else {
+    f = it->second.get();
+  }
+  if (!f->fd) {
+    std::string full = dir_ + "/" + f->rel;
+    size_t slash = full.rfind('/');
+    if (auto err = sys::makeDirs(full.substr(0, slash))) return err;
+    int fd = ::open(full.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0) return sys::Error::fromErrno(errno, full);
+    sys::UniqueFd owned(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return sys::Error::fromErrno(errno, full);
+    if (!S_ISREG(st.st_mode)) return sys::Error::io(full + ": not a regular file");
+    // Past the durable length: never acknowledged, will be sent again. Shorter: the mirror
+    // lost bytes (removed by hand?), and the agent resends from what is there.
+    if (static_cast<uint64_t>(st.st_size) > f->durable) {
+      if (::ftruncate(fd, static_cast<off_t>(f->durable)) != 0) {
+        return sys::Error::fromErrno(errno, "ftruncate " + full);
+      }
+    } else if (static_cast<uint64_t>(st.st_size) < f->durable) {
+      spdlog::warn("collect: {} is shorter than its durable length ({} < {})", full, st.st_size,
+                   f->durable);
+      f->durable = static_cast<uint64_t>(st.st_size);
+      index_dirty_ = true;
+    }
+    f->written = f->durable;
+    f->fd = std::move(owned);
+  }
+  return f;
+}
+
+void MirrorStore::release(MirrorFile* f) {
+  f->owner = nullptr;
+  if (f->written == f->durable) f->fd.reset();
+}
+
+bool MirrorStore::dirty() const {
+  if (index_dirty_) return true;
+  for (const auto& [k, f] : files_) {
+    if (f->fd && f->written > f->durable) return true;
+  }
+  return false;
+}
+
+sys::Error MirrorStore::syncAll(const std::function<void(MirrorFile&)>& synced) {
+  std::vector<std::pair<MirrorFile*, uint64_t>> done;
+  for (auto& [k, f] : files_) {
+    if (!f->fd || f->written <= f->durable) continue;
+    uint64_t end = f->written;
+    if (::fdatasync(f->fd.get()) != 0) {
+      return sys::Error::fromErrno(errno, "fdatasync " + f->rel);
+    }
+    done.emplace_back(f.get(), end);
+  }
+  if (done.empty() && !index_dirty_) return sys::Error::ok();
+  // The index records the new lengths before any of them is acknowledged.
+  std::vector<uint64_t> before;
+  for (auto& [f, end] : done) {
+    before.push_back(f->durable);
+    f->durable = end;
+  }
+  if (auto err = saveIndex()) {
+    for (size_t i = 0; i < done.size(); ++i) done[i].first->durable = before[i];
+    return err;
+  }
+  for (auto& [f, end] : done) {
+    if (!f->owner && f->written == f->durable) f->fd.reset();
+    synced(*f);
+  }
+  return sys::Error::ok();
+}
+
+sys::Error MirrorStore::saveIndex() {
+  std::ostringstream s;
+  s << kIndexHeader << '\n';
+  for (const auto& [k, f] : files_) {
+    s << k.host << '\t' << k.input << '\t' << k.dev << '\t' << k.ino << '\t' << k.generation
+      << '\t' << f->fingerprint << '\t' << f->fingerprint_len << '\t' << f->durable << '\t'
+      << f->rel << '\n';
+  }
+  std::string text = s.str();
+  std::string tmp = dir_ + "/" + kIndexName + ".tmp";
+  std::string final_path = dir_ + "/" + kIndexName;
+  sys::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
+  if (!fd) return sys::Error::fromErrno(errno, tmp);
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys::Error::fromErrno(errno, tmp);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fdatasync(fd.get()) != 0) return sys::Error::fromErrno(errno, "fdatasync " + tmp);
+  fd.reset();
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    return sys::Error::fromErrno(errno, "rename " + tmp);
+  }
+  if (auto err = fsyncDir(dir_)) return err;
+  index_dirty_ = false;
+  return sys::Error::ok();
+}
+
+void MirrorStore::forEach(const std::function<void(const MirrorFile&)>& fn) const {
+  for (const auto& [k, f] : files_) fn(*f);
+}
+
+}  // namespace logsplice::agent::collect

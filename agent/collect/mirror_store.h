@@ -1,0 +1,80 @@
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+
+#include "sys/error.h"
+#include "sys/unique_fd.h"
+
+namespace logsplice::agent::collect {
+
+// Who a stream is: the session's host, then what OPEN said (docs/protocol.md).
+struct StreamKey {
+  std::string host;
+  std::string input;
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t generation = 0;
+  auto operator<=>(const StreamKey&) const = default;
+};
+
+// One mirror file: where it is, what of it is durable, and its descriptor while in use.
+struct MirrorFile {
+  StreamKey key;
+  uint64_t fingerprint = 0;
+  uint32_t fingerprint_len = 0;
+  std::string rel;        // relative to the store's dir
+  uint64_t durable = 0;   // fdatasync'ed and recorded in the index
+  uint64_t written = 0;   // bytes in the file (valid while fd is open)
+  sys::UniqueFd fd;
+  void* owner = nullptr;  // the connection that has the stream open (one at a time)
+};
+
+// The collector's mirrors and their index (DIR/.index, rewritten whole by atomic rename, see
+// docs/protocol.md "Layout"): maps each stream identity to its mirror file and durable length.
+// Loop thread only.
+class MirrorStore {
+ public:
+  static constexpr const char* kIndexName = ".index";
+  static constexpr const char* kIndexHeader = "logsplice-collect-index 1";
+
+  explicit MirrorStore(std::string dir) : dir_(std::move(dir)) {}
+
+  // Creates the dir and reads the index (a missing index is an empty one; a bad line is
+  // skipped with a warning; a bad header is an error).
+  sys::Error load();
+  const std::string& dir() const { return dir_; }
+
+  // The mirror of a stream, created (named, its directories made) when new, its descriptor
+  // opened when not open. A file opened afresh is cut back to its durable length: bytes past
+  // it were never acknowledged and will be sent again.
+  sys::Result<MirrorFile*> open(const StreamKey& key, uint64_t fingerprint,
+                                uint32_t fingerprint_len, std::string_view path);
+  // The stream is no longer used by a connection: its descriptor closes once synced.
+  void release(MirrorFile* f);
+  // fdatasyncs every file with unsynced bytes, then rewrites the index. `synced` is called
+  // for each file whose durable length grew. On failure nothing more counts as durable.
+  sys::Error syncAll(const std::function<void(MirrorFile&)>& synced);
+  bool dirty() const;
+  size_t size() const { return files_.size(); }
+  void forEach(const std::function<void(const MirrorFile&)>& fn) const;
+
+  // Writes the index now (atomic rename); exposed for tests.
+  sys::Error saveIndex();
+
+ private:
+  std::string uniqueRel(const StreamKey& key, std::string_view path);
+
+  std::string dir_;
+  std::map<StreamKey, std::unique_ptr<MirrorFile>> files_;
+  std::set<std::string> rels_;
+  bool index_dirty_ = false;
+};
+
+}  // namespace logsplice::agent::collect
