@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string_view>
@@ -112,6 +113,10 @@ CollectParseResult parseCollectConfigString(const std::string& text, const std::
   }
   CollectParseResult r;
   r.errors = std::move(yaml.errors());
+  // In file order, as `check` reports the agent's config.
+  std::stable_sort(r.errors.begin(), r.errors.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::pair(a.mark.line, a.mark.column) < std::pair(b.mark.line, b.mark.column);
+  });
   if (r.errors.empty()) r.config = std::move(c);
   return r;
 }

@@ -35,6 +35,7 @@ TEST_CASE("mirror store: durable lengths survive a restart through the index", "
     REQUIRE(f.ok());
     CHECK(f.value()->rel == "web-1/app/var/log/app.log");
     CHECK(f.value()->durable == 0);
+    f.value()->owner = &store;  // in use by a connection: its descriptor stays open
     writeAt(f.value(), "hello\n");
     int synced = 0;
     REQUIRE_FALSE(store.syncAll([&](MirrorFile& m) {
