@@ -5,6 +5,7 @@ with a logged reason while a good agent keeps delivering; payload never passes t
 collector's memory (strace byte sums) and the agent copies only headers."""
 import filecmp
 import os
+import random
 import re
 import shutil
 import signal
@@ -220,26 +221,29 @@ class Collect(E2ETest):
         writers, agents, dirs = [], [], []
         for i in range(3):
             d = os.path.dirname(self.path(f"src{i}", "app.log"))
-            w = RotatingWriter(os.path.join(d, "app.log"), f"h{i}", every=6000)
+            w = RotatingWriter(os.path.join(d, "app.log"), f"h{i}", every=20000)
             w.write(2000)
             writers.append(w)
             dirs.append((f"host{i}", d))
             agents.append(self.agent_for(i, port, d))
         for w in writers:
-            w.start_batches(4000)
+            w.start_batches(20000, batch=500)
         kills = 0
+        seed = int(os.environ.get("LOGSPLICE_SEED", time.time()))
+        rng = random.Random(seed)
+        print(f"kill moments: seed {seed}", flush=True)
         wait_for(lambda: col.index(), what="first index")
         for step in range(3):
-            time.sleep(1.0)
+            time.sleep(rng.uniform(0.3, 1.5))
             col.kill9()
             kills += 1
-            time.sleep(0.3)
+            time.sleep(rng.uniform(0.05, 0.5))
             col.start()
-            time.sleep(1.0)
-            victim = agents[step % 3]
+            time.sleep(rng.uniform(0.3, 1.5))
+            victim = agents[rng.randrange(3)]
             victim.kill9()
             kills += 1
-            time.sleep(0.3)
+            time.sleep(rng.uniform(0.05, 0.5))
             victim.start()
         time.sleep(1.0)
         for w in writers:
