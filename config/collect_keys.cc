@@ -58,8 +58,8 @@ void parseCollect(YamlReader& yaml, const Fields& f, CollectConfig& c) {
           yaml.error(at, "host name " + quote(host) +
                              " may only contain letters, digits, '_', '.' and '-' (not first)");
         } else if (token.size() < 8 || token.size() > 512) {
-          yaml.error(toMark(kv.second.Mark()), "the token of host " + quote(host) +
-                                                   " must have 8 to 512 characters");
+          yaml.error(toMark(kv.second.Mark()),
+                     "the token of host " + quote(host) + " must have 8 to 512 characters");
         } else if (!c.tokens.emplace(host, token).second) {
           yaml.error(at, "host " + quote(host) + " is listed twice in 'tokens'");
         }
@@ -114,9 +114,10 @@ CollectParseResult parseCollectConfigString(const std::string& text, const std::
   CollectParseResult r;
   r.errors = std::move(yaml.errors());
   // In file order, as `check` reports the agent's config.
-  std::stable_sort(r.errors.begin(), r.errors.end(), [](const ConfigError& a, const ConfigError& b) {
-    return std::pair(a.mark.line, a.mark.column) < std::pair(b.mark.line, b.mark.column);
-  });
+  std::stable_sort(
+      r.errors.begin(), r.errors.end(), [](const ConfigError& a, const ConfigError& b) {
+        return std::pair(a.mark.line, a.mark.column) < std::pair(b.mark.line, b.mark.column);
+      });
   if (r.errors.empty()) r.config = std::move(c);
   return r;
 }

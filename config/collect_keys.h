@@ -21,12 +21,12 @@ struct CollectConfig {
   std::string dir;       // collect.dir: mirrors and the index
   // collect.tokens: host name -> shared token; the key "*" serves every host not listed.
   std::map<std::string, std::string> tokens;
-  Millis fsync_interval{100};             // collect.fsync.interval
-  uint64_t fsync_bytes = 4ull << 20;      // collect.fsync.bytes
-  uint64_t max_frame = 1ull << 20;        // collect.limits.max_frame (<= 64 MiB)
-  uint64_t max_connections = 1024;        // collect.limits.max_connections
-  uint64_t max_streams = 1024;            // collect.limits.max_streams (per connection)
-  Millis idle_timeout{60000};             // collect.limits.idle_timeout
+  Millis fsync_interval{100};                   // collect.fsync.interval
+  uint64_t fsync_bytes = 4ull << 20;            // collect.fsync.bytes
+  uint64_t max_frame = 1ull << 20;              // collect.limits.max_frame (<= 64 MiB)
+  uint64_t max_connections = 1024;              // collect.limits.max_connections
+  uint64_t max_streams = 1024;                  // collect.limits.max_streams (per connection)
+  Millis idle_timeout{60000};                   // collect.limits.idle_timeout
   std::optional<sys::HostPort> metrics_listen;  // collect.metrics.listen; absent = off
   std::string log_level = "info";
   std::string log_file;

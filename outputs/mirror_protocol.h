@@ -40,15 +40,15 @@ enum class Type : uint8_t {
 };
 
 enum class ErrorCode : uint64_t {
-  kProtocol = 1,       // malformed message, unknown type, bad order
-  kVersion = 2,        // unsupported protocol version
-  kAuth = 3,           // wrong token or unknown host
-  kLimit = 4,          // a limit of the collector was exceeded (frame, streams, connections)
-  kGap = 5,            // a data frame starts past the stream's end
-  kBadStream = 6,      // unknown stream id, or an OPEN the collector refused
-  kTimeout = 7,        // the peer stalled
-  kStorage = 8,        // the collector cannot store (not disk full: that only pauses)
-  kShutdown = 9,       // the collector stops
+  kProtocol = 1,   // malformed message, unknown type, bad order
+  kVersion = 2,    // unsupported protocol version
+  kAuth = 3,       // wrong token or unknown host
+  kLimit = 4,      // a limit of the collector was exceeded (frame, streams, connections)
+  kGap = 5,        // a data frame starts past the stream's end
+  kBadStream = 6,  // unknown stream id, or an OPEN the collector refused
+  kTimeout = 7,    // the peer stalled
+  kStorage = 8,    // the collector cannot store (not disk full: that only pauses)
+  kShutdown = 9,   // the collector stops
 };
 
 struct Header {

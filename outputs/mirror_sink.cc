@@ -56,7 +56,9 @@ sys::Error MirrorSink::start() {
   return conn_.start();
 }
 
-void MirrorSink::stop() { conn_.stop(); }
+void MirrorSink::stop() {
+  conn_.stop();
+}
 
 void MirrorSink::close(std::function<void()> on_closed) {
   stop();
@@ -331,8 +333,8 @@ bool MirrorSink::handleMessage(const char* header, const char* body, size_t body
     case mirror::Type::kKeepalive:
       return true;
     case mirror::Type::kError:
-      fail("collector refused: " + std::string(b.substr(0, mirror::kMaxReasonBytes)) +
-           " (code " + std::to_string(h.offset) + ")");
+      fail("collector refused: " + std::string(b.substr(0, mirror::kMaxReasonBytes)) + " (code " +
+           std::to_string(h.offset) + ")");
       return false;
     default:
       fail("unexpected message type " + std::to_string(static_cast<int>(h.type)) +

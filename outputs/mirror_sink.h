@@ -78,8 +78,8 @@ class MirrorSink : public StreamSink, private TcpConnection::Handler {
   std::string instance_;
   size_t pipe_bytes_;
   bool session_up_ = false;
-  bool failed_ = false;      // the connection was dropped inside the current call
-  uint64_t max_frame_ = 0;   // from HELLO_OK
+  bool failed_ = false;     // the connection was dropped inside the current call
+  uint64_t max_frame_ = 0;  // from HELLO_OK
   uint64_t keepalive_ms_ = 0;
   uint64_t last_send_ms_ = 0;
   uint64_t frame_left_ = 0;  // payload bytes of the DATA frame being sent

@@ -46,7 +46,9 @@ CollectConnection::CollectConnection(CollectServer& server, uv_loop_t* loop, sys
   last_activity_ms_ = uv_now(loop_);
 }
 
-CollectConnection::~CollectConnection() { releaseAll(); }
+CollectConnection::~CollectConnection() {
+  releaseAll();
+}
 
 sys::Error CollectConnection::start() {
   auto pipe = sys::Pipe::create(1 << 20);
@@ -197,8 +199,8 @@ bool CollectConnection::flushPipe() {
       size_t n = static_cast<size_t>(std::min(skip_left_, in_pipe_));
       sys::SysResult r = sys.splice(pipe_.readFd(), nullptr, devNull(), nullptr, n, 0);
       if (r.failed() || r.value == 0) {
-        abort(mp::ErrorCode::kStorage, "cannot discard a replay: " +
-                                           std::string(std::strerror(r.failed() ? r.err : EIO)));
+        abort(mp::ErrorCode::kStorage,
+              "cannot discard a replay: " + std::string(std::strerror(r.failed() ? r.err : EIO)));
         return false;
       }
       skip_left_ -= static_cast<uint64_t>(r.value);
@@ -214,9 +216,10 @@ bool CollectConnection::flushPipe() {
       // Disk full: the bytes stay in our pipe, the agent's in its files. No more reading (TCP
       // pushes back) and no acks for this connection until a write succeeds again.
       if (!paused_) {
-        spdlog::warn("collect: {} (host '{}'): {}: {}; pausing this connection, retrying every "
-                     "{} ms",
-                     peer_, host_, data_file_->rel, std::strerror(r.err), kDiskFullRetryMs);
+        spdlog::warn(
+            "collect: {} (host '{}'): {}: {}; pausing this connection, retrying every "
+            "{} ms",
+            peer_, host_, data_file_->rel, std::strerror(r.err), kDiskFullRetryMs);
       }
       paused_ = true;
       updatePoll();
@@ -236,8 +239,8 @@ bool CollectConnection::flushPipe() {
       return false;
     }
     if (r.failed() || r.value == 0) {
-      abort(mp::ErrorCode::kStorage, "cannot write " + data_file_->rel + ": " +
-                                         std::strerror(r.failed() ? r.err : EIO));
+      abort(mp::ErrorCode::kStorage,
+            "cannot write " + data_file_->rel + ": " + std::strerror(r.failed() ? r.err : EIO));
       return false;
     }
     uint64_t n = static_cast<uint64_t>(r.value);
@@ -264,12 +267,10 @@ void CollectConnection::handleHeader() {
   }
   uint64_t max_frame = server_.config().max_frame;
   if (!mp::lengthAllowed(cur_, max_frame)) {
-    abort(mp::ErrorCode::kLimit, "message of type " + std::to_string(int(cur_.type)) + " with " +
-                                     std::to_string(cur_.length) + " bytes (limit " +
-                                     std::to_string(cur_.type == mp::Type::kData
-                                                        ? max_frame
-                                                        : mp::kMaxControlBody) +
-                                     ")");
+    abort(mp::ErrorCode::kLimit,
+          "message of type " + std::to_string(int(cur_.type)) + " with " +
+              std::to_string(cur_.length) + " bytes (limit " +
+              std::to_string(cur_.type == mp::Type::kData ? max_frame : mp::kMaxControlBody) + ")");
     return;
   }
   if (cur_.type == mp::Type::kData) {
@@ -343,8 +344,8 @@ void CollectConnection::handleHello() {
   ++server_.hostStats(host_).connections;
   spdlog::info("collect: {}: host '{}' (instance {}) connected", peer_, host_, instance_);
   const auto& cfg = server_.config();
-  send(mp::encodeHelloOk({mp::kVersion, static_cast<uint32_t>(cfg.idle_timeout.count()),
-                          cfg.max_frame}));
+  send(mp::encodeHelloOk(
+      {mp::kVersion, static_cast<uint32_t>(cfg.idle_timeout.count()), cfg.max_frame}));
 }
 
 void CollectConnection::handleOpen() {
@@ -355,8 +356,8 @@ void CollectConnection::handleOpen() {
     return;
   }
   if (cur_.stream == 0 || streams_.count(cur_.stream)) {
-    abort(mp::ErrorCode::kBadStream, "OPEN of stream id " + std::to_string(cur_.stream) +
-                                         " (zero or in use)");
+    abort(mp::ErrorCode::kBadStream,
+          "OPEN of stream id " + std::to_string(cur_.stream) + " (zero or in use)");
     return;
   }
   if (!mp::validName(m->input, mp::kMaxInputBytes)) {

@@ -84,12 +84,12 @@ class CollectConnection {
   std::string body_;
   size_t body_need_ = 0;
   // The DATA frame being moved.
-  uint64_t data_left_ = 0;   // payload bytes still in the socket
-  uint64_t skip_left_ = 0;   // of the bytes in the pipe and to come, this many are a replay
-  uint64_t in_pipe_ = 0;     // payload bytes in the pipe
-  uint64_t write_off_ = 0;   // the mirror offset of the next byte written
+  uint64_t data_left_ = 0;  // payload bytes still in the socket
+  uint64_t skip_left_ = 0;  // of the bytes in the pipe and to come, this many are a replay
+  uint64_t in_pipe_ = 0;    // payload bytes in the pipe
+  uint64_t write_off_ = 0;  // the mirror offset of the next byte written
   MirrorFile* data_file_ = nullptr;
-  bool paused_ = false;      // disk full: waiting for the retry timer
+  bool paused_ = false;  // disk full: waiting for the retry timer
   std::map<uint32_t, StreamRef> streams_;
   std::string out_;
   sys::Pipe pipe_;

@@ -37,7 +37,9 @@ std::string peerText(const sockaddr_storage& ss) {
 CollectServer::CollectServer(uv_loop_t* loop, config::CollectConfig cfg)
     : loop_(loop), cfg_(std::move(cfg)), store_(cfg_.dir) {}
 
-CollectServer::~CollectServer() { stop(); }
+CollectServer::~CollectServer() {
+  stop();
+}
 
 const std::string* CollectServer::tokenFor(const std::string& host) const {
   auto it = cfg_.tokens.find(host);
@@ -77,8 +79,8 @@ sys::Error CollectServer::start() {
     return sys::Error::io("collect: cannot create timers");
   }
   uv_timer_start(
-      sync_timer_.get(), [](uv_timer_t* t) { static_cast<CollectServer*>(t->data)->syncNow(); },
-      ms, ms);
+      sync_timer_.get(), [](uv_timer_t* t) { static_cast<CollectServer*>(t->data)->syncNow(); }, ms,
+      ms);
   uint64_t sweep_ms = std::max<uint64_t>(50, static_cast<uint64_t>(cfg_.idle_timeout.count()) / 4);
   uv_timer_start(
       sweep_timer_.get(), [](uv_timer_t* t) { static_cast<CollectServer*>(t->data)->sweep(); },

@@ -19,10 +19,10 @@ namespace logsplice::agent::collect {
 
 // What the collector counts per host (the session's authenticated host name).
 struct HostStats {
-  uint64_t bytes = 0;          // payload bytes written to mirrors
-  uint64_t replayed = 0;       // payload bytes discarded as replays
-  uint64_t acked = 0;          // durable bytes acknowledged
-  uint64_t connections = 0;    // sessions accepted
+  uint64_t bytes = 0;        // payload bytes written to mirrors
+  uint64_t replayed = 0;     // payload bytes discarded as replays
+  uint64_t acked = 0;        // durable bytes acknowledged
+  uint64_t connections = 0;  // sessions accepted
   int64_t last_ack_unix = 0;
 };
 

@@ -43,8 +43,8 @@ std::string sanitisePath(std::string_view path) {
 
 std::string mirrorRelPath(std::string_view host, std::string_view input, std::string_view path,
                           uint64_t generation) {
-  std::string rel = sanitiseComponent(host) + "/" + sanitiseComponent(input) + "/" +
-                    sanitisePath(path);
+  std::string rel =
+      sanitiseComponent(host) + "/" + sanitiseComponent(input) + "/" + sanitisePath(path);
   if (generation > 0) rel += "." + std::to_string(generation);
   return rel;
 }

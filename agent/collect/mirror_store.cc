@@ -185,9 +185,9 @@ sys::Error MirrorStore::saveIndex() {
   std::ostringstream s;
   s << kIndexHeader << '\n';
   for (const auto& [k, f] : files_) {
-    s << k.host << '\t' << k.input << '\t' << k.dev << '\t' << k.ino << '\t' << k.generation
-      << '\t' << f->fingerprint << '\t' << f->fingerprint_len << '\t' << f->durable << '\t'
-      << f->rel << '\n';
+    s << k.host << '\t' << k.input << '\t' << k.dev << '\t' << k.ino << '\t' << k.generation << '\t'
+      << f->fingerprint << '\t' << f->fingerprint_len << '\t' << f->durable << '\t' << f->rel
+      << '\n';
   }
   std::string text = s.str();
   std::string tmp = dir_ + "/" + kIndexName + ".tmp";

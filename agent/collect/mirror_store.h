@@ -29,9 +29,9 @@ struct MirrorFile {
   StreamKey key;
   uint64_t fingerprint = 0;
   uint32_t fingerprint_len = 0;
-  std::string rel;        // relative to the store's dir
-  uint64_t durable = 0;   // fdatasync'ed and recorded in the index
-  uint64_t written = 0;   // bytes in the file (valid while fd is open)
+  std::string rel;       // relative to the store's dir
+  uint64_t durable = 0;  // fdatasync'ed and recorded in the index
+  uint64_t written = 0;  // bytes in the file (valid while fd is open)
   sys::UniqueFd fd;
   void* owner = nullptr;  // the connection that has the stream open (one at a time)
 };

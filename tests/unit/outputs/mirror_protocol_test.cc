@@ -7,7 +7,9 @@ namespace mp = logsplice::outputs::mirror;
 
 namespace {
 
-std::string bodyOf(const std::string& msg) { return msg.substr(mp::kHeaderBytes); }
+std::string bodyOf(const std::string& msg) {
+  return msg.substr(mp::kHeaderBytes);
+}
 
 mp::Header headerOf(const std::string& msg) {
   auto h = mp::decodeHeader(msg.data());
@@ -134,8 +136,8 @@ TEST_CASE("mirror protocol: hostile bodies are refused", "[mirror]") {
     CHECK_FALSE(mp::decodeHello(bodyOf(mp::encodeHello({1, long_host, "i", "t"})), &why));
     CHECK(why.find("host") != std::string::npos);
     std::string long_path = "/" + std::string(mp::kMaxPathBytes, 'p');
-    CHECK_FALSE(mp::decodeOpen(bodyOf(mp::encodeOpen(1, mp::Open{1, 2, 3, 4, 5, "in", long_path})),
-                               &why));
+    CHECK_FALSE(
+        mp::decodeOpen(bodyOf(mp::encodeOpen(1, mp::Open{1, 2, 3, 4, 5, "in", long_path})), &why));
   }
   SECTION("a version other than ours still decodes (the collector answers ERROR version)") {
     auto m = mp::decodeHello(bodyOf(mp::encodeHello({2, "h", "i", "t"})), &why);

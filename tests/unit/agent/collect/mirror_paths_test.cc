@@ -13,9 +13,9 @@ TEST_CASE("mirror paths: a plain path keeps its shape", "[collect]") {
 }
 
 TEST_CASE("mirror paths: nothing from the wire leaves the dir", "[collect]") {
-  const char* hostile[] = {"/../../etc/passwd", "/a/../../../b",   "/./.././x",
-                           "//..//..//x",       "/var/log/..",      "..",
-                           "/",                 "/a/\n/b\t",        "/~/.ssh/id"};
+  const char* hostile[] = {
+      "/../../etc/passwd", "/a/../../../b", "/./.././x", "//..//..//x", "/var/log/..", "..", "/",
+      "/a/\n/b\t",         "/~/.ssh/id"};
   for (const char* p : hostile) {
     std::string rel = mirrorRelPath("h", "in", p, 0);
     INFO(p << " -> " << rel);
