@@ -1012,6 +1012,9 @@ def main():
         run_reps(f"events-live-{rate}", cs,
                  lambda c: live_trial(ws, c, rate, CFG["live_seconds"], rx_mode="octet",
                                       scenario="events-live"), CFG["live_reps"] or reps)
+    if "collect" in scenarios:
+        import scenario_collect
+        scenario_collect.run(sys.modules[__name__], ws, run_reps, reps)
     save()
     if os.environ.get("LSB_KEEP") != "1":
         ws.clean_trials()
