@@ -132,7 +132,7 @@ void CollectConnection::flushOut() {
 }
 
 void CollectConnection::readLoop() {
-  sys::SysCalls& sys = sys::SysCalls::real();
+  sys::SysCalls& sys = server_.sys();
   for (int step = 0; step < kMaxStepsPerWakeup; ++step) {
     if (phase_ == Phase::kClosing || paused_) return;
     if (in_pipe_ > 0 && !flushPipe()) return;
@@ -192,7 +192,7 @@ void CollectConnection::readLoop() {
 }
 
 bool CollectConnection::flushPipe() {
-  sys::SysCalls& sys = sys::SysCalls::real();
+  sys::SysCalls& sys = server_.sys();
   while (in_pipe_ > 0 && phase_ != Phase::kClosing) {
     if (skip_left_ > 0) {
       // A replay: the mirror has these bytes already. Out of the pipe, never written.

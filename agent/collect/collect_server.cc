@@ -34,8 +34,8 @@ std::string peerText(const sockaddr_storage& ss) {
 
 }  // namespace
 
-CollectServer::CollectServer(uv_loop_t* loop, config::CollectConfig cfg)
-    : loop_(loop), cfg_(std::move(cfg)), store_(cfg_.dir) {}
+CollectServer::CollectServer(uv_loop_t* loop, config::CollectConfig cfg, sys::SysCalls& sys)
+    : loop_(loop), cfg_(std::move(cfg)), sys_(sys), store_(cfg_.dir) {}
 
 CollectServer::~CollectServer() {
   stop();

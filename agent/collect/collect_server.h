@@ -12,6 +12,7 @@
 #include "config/collect_keys.h"
 #include "sys/error.h"
 #include "sys/metrics.h"
+#include "sys/sys_calls.h"
 #include "sys/unique_fd.h"
 #include "sys/uv_handle.h"
 
@@ -31,7 +32,9 @@ struct HostStats {
 // writes the index and then acknowledges. Loop thread only.
 class CollectServer {
  public:
-  CollectServer(uv_loop_t* loop, config::CollectConfig cfg);
+  // `sys` moves the payload (splice): tests inject ENOSPC there.
+  CollectServer(uv_loop_t* loop, config::CollectConfig cfg,
+                sys::SysCalls& sys = sys::SysCalls::real());
   ~CollectServer();
 
   sys::Error start();
@@ -42,6 +45,8 @@ class CollectServer {
 
   const config::CollectConfig& config() const { return cfg_; }
   MirrorStore& store() { return store_; }
+  sys::SysCalls& sys() { return sys_; }
+  size_t connections() const { return conns_.size(); }
   HostStats& hostStats(const std::string& host) { return hosts_[host]; }
   // The token configured for `host` (or for "*"); null when none.
   const std::string* tokenFor(const std::string& host) const;
@@ -61,6 +66,7 @@ class CollectServer {
 
   uv_loop_t* loop_;
   config::CollectConfig cfg_;
+  sys::SysCalls& sys_;
   MirrorStore store_;
   uint16_t port_ = 0;
   uint64_t next_id_ = 1;
