@@ -1,0 +1,137 @@
+// MirrorSink (the agent's `type: logsplice` output) against a real CollectServer on the same
+// loop, over loopback. The test plays the router: it writes bytes into the sink's pipe and
+// calls appended() with the segment they are.
+
+#include "outputs/mirror_sink.h"
+
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+
+#include "agent/collect/collect_server.h"
+#include "tests/support/recording_listener.h"
+#include "tests/support/test_env.h"
+
+using namespace logsplice;
+using logsplice::agent::collect::CollectServer;
+using logsplice::outputs::MirrorSink;
+using logsplice::outputs::Segment;
+using logsplice::outputs::SourceInfo;
+using logsplice::testing::readFile;
+using logsplice::testing::RecordingListener;
+using logsplice::testing::TempDir;
+
+namespace {
+
+constexpr const char* kToken = "sink-test-token";
+
+struct Fixture {
+  TempDir tmp;
+  testing::Loop loop;
+  RecordingListener listener;
+  std::unique_ptr<CollectServer> server;
+  std::unique_ptr<MirrorSink> sink;
+  std::shared_ptr<const SourceInfo> source = std::make_shared<const SourceInfo>(
+      SourceInfo{"app", "/var/log/app.log", "app.log", 1, 42, 0, 0});
+
+  explicit Fixture(config::Millis fsync = config::Millis(20)) {
+    config::CollectConfig cfg;
+    cfg.listen = {"127.0.0.1", 0};
+    cfg.dir = tmp / "mirror";
+    cfg.tokens["web-1"] = kToken;
+    cfg.fsync_interval = fsync;
+    server = std::make_unique<CollectServer>(loop.get(), cfg);
+    REQUIRE_FALSE(server->start());
+  }
+  ~Fixture() {
+    if (sink) sink->close(nullptr);
+    sink.reset();
+    server->stop();
+    server.reset();
+    loop.runUntilIdle();
+  }
+  void startSink() {
+    if (sink) {
+      sink->close(nullptr);
+      loop.runFor(20);
+    }
+    config::LogspliceOutput cfg;
+    cfg.token = kToken;
+    cfg.tcp.addresses.push_back({"127.0.0.1", server->port()});
+    cfg.tcp.backoff.initial = config::Millis(20);
+    cfg.tcp.backoff.max = config::Millis(100);
+    sink = std::make_unique<MirrorSink>(loop.get(), "mirror", cfg, "web-1", listener, 1 << 20);
+    REQUIRE_FALSE(sink->start());
+    REQUIRE(loop.waitFor([&] { return sink->sessionUp(); }));
+  }
+  // Puts `bytes` (plus `extra` bytes the router adds, such as a '\n' after a split line) in
+  // the pipe as one segment of file 1.
+  void feed(const std::string& bytes, uint64_t offset, uint32_t newline = 0) {
+    std::string all = bytes + std::string(newline, '\n');
+    REQUIRE(::write(sink->pipe().writeFd(), all.data(), all.size()) ==
+            static_cast<ssize_t>(all.size()));
+    Segment seg;
+    seg.file_id = 1;
+    seg.offset = offset;
+    seg.length = bytes.size();
+    seg.newline = newline;
+    seg.source = source;
+    sink->appended(seg);
+  }
+  std::string mirror() { return readFile(tmp / "mirror/web-1/app/var/log/app.log"); }
+};
+
+}  // namespace
+
+TEST_CASE("MirrorSink: the mirror gets the file's bytes; delivery waits for the durable ack",
+          "[collect]") {
+  Fixture f(config::Millis(400));
+  f.startSink();
+  f.feed("one\ntwo\n", 0);
+  REQUIRE(f.loop.waitFor([&] { return f.mirror() == "one\ntwo\n"; }));
+  // Written by the collector, but not synced yet: not delivered.
+  CHECK(f.listener.deliveredOf(1) == 0);
+  REQUIRE(f.loop.waitFor([&] { return f.listener.deliveredOf(1) == 8; }));
+  CHECK(f.sink->stats().bytes_sent == 8);
+  // Headers and control messages are the only copies: HELLO, OPEN and one DATA header.
+  CHECK(f.sink->stats().bytes_copied > 0);
+  CHECK(f.sink->stats().bytes_copied < 200);
+}
+
+TEST_CASE("MirrorSink: a newline the router added is not the file's and is not mirrored",
+          "[collect]") {
+  Fixture f;
+  f.startSink();
+  f.feed("a very long line cut here", 0, /*newline=*/1);
+  f.feed(" and its end\n", 25);
+  REQUIRE(f.loop.waitFor([&] { return f.listener.deliveredOf(1) == 38; }));
+  CHECK(f.mirror() == "a very long line cut here and its end\n");
+}
+
+TEST_CASE("MirrorSink: what the collector holds is never sent again", "[collect]") {
+  Fixture f;
+  f.startSink();
+  f.feed("line1\n", 0);
+  REQUIRE(f.loop.waitFor([&] { return f.listener.deliveredOf(1) == 6; }));
+  // The agent restarts from an older checkpoint (offset 0): a new sink, a new session.
+  f.listener.delivered.clear();
+  f.startSink();
+  f.feed("line1\nline2\n", 0);
+  REQUIRE(f.loop.waitFor([&] { return f.listener.deliveredOf(1) == 12; }));
+  CHECK(f.mirror() == "line1\nline2\n");
+  CHECK(f.sink->stats().bytes_sent == 6);  // only line2 left the agent
+  CHECK(f.server->hostStats("web-1").replayed == 0);
+}
+
+TEST_CASE("MirrorSink: starting past what the collector holds rewinds to it", "[collect]") {
+  Fixture f;
+  f.startSink();
+  f.feed("late\n", 100);  // e.g. start_at: end; the mirror holds nothing yet
+  REQUIRE(f.loop.waitFor([&] { return !f.listener.rewinds.empty(); }));
+  REQUIRE(f.listener.rewinds.back().size() == 1);
+  CHECK(f.listener.rewinds.back()[0].file_id == 1);
+  CHECK(f.listener.rewinds.back()[0].offset == 0);
+  CHECK(f.mirror().empty());
+}
