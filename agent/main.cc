@@ -99,6 +99,20 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     fsync: never                    never|rotate|interval
     fsync_interval: 1s
     inputs: [NAME, ...]
+  - name: NAME
+    type: logsplice                 mirror whole files to `logsplice collect`
+    addresses: [HOST:PORT, ...]     backoff, connect_timeout, keepalive: as tcp
+    token: SECRET                   the collector's token for agent.hostname
+    inputs: [NAME, ...]
+Collector config (logsplice collect; a file of its own):
+  collect:
+    listen: 0.0.0.0:7514
+    dir: PATH                       DIR/HOST/INPUT/SOURCE-PATH[.GENERATION] and DIR/.index
+    tokens: { HOST: SECRET, ... }   "*" = any host not listed
+    fsync: { interval: 100ms, bytes: 4MiB }   acknowledgements follow fdatasync
+    limits: { max_frame: 1MiB, max_connections: 1024, max_streams: 1024, idle_timeout: 60s }
+    metrics: { listen: 127.0.0.1:9881 }
+    log_level: info
 Sizes: 512, 64KiB, 1MiB, 1GiB (KB/MB/GB are powers of 1000). Durations: 250ms, 5s, 1m, 1h, 1d.
 )";
 

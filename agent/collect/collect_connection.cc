@@ -189,6 +189,9 @@ void CollectConnection::readLoop() {
     have_ += static_cast<size_t>(n);
     if (have_ == mp::kHeaderBytes) handleHeader();
   }
+  // Out of budget: what is in the pipe goes to the mirror now, not when the socket next has
+  // something (the agent may be waiting for the ack of exactly these bytes).
+  if (in_pipe_ > 0 && phase_ != Phase::kClosing && !paused_) flushPipe();
 }
 
 bool CollectConnection::flushPipe() {
