@@ -219,8 +219,14 @@ void CollectServer::collectMetrics(sys::MetricWriter& w) const {
             "Connections refused over limits.max_connections.", {}, static_cast<double>(refused_));
   w.gauge("logsplice_collect_streams", "Streams in the index.", {},
           static_cast<double>(store_.size()));
+  std::map<std::string, size_t> open_streams;
+  for (const auto& [id, c] : conns_) {
+    if (c->authenticated()) open_streams[c->host()] += c->streams();
+  }
   for (const auto& [host, s] : hosts_) {
     sys::MetricLabels l = {{"host", host}};
+    w.gauge("logsplice_collect_open_streams", "Streams open on the host's connections.", l,
+            static_cast<double>(open_streams[host]));
     w.counter("logsplice_collect_bytes_total", "Payload bytes written to mirrors.", l,
               static_cast<double>(s.bytes));
     w.counter("logsplice_collect_replayed_bytes_total",

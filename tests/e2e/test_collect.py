@@ -364,6 +364,12 @@ class Collect(E2ETest):
         self.assertLess(copied, size * 0.001, f"agent copied {copied} of {size}")
         ctext = col.scrape()
         self.assertEqual(metric_value(ctext, "logsplice_collect_bytes_total"), size)
+        self.assertEqual(metric_value(ctext, "logsplice_collect_acked_bytes_total",
+                                      '{host="host0"}'), size)
+        self.assertGreater(metric_value(ctext, "logsplice_collect_last_ack_timestamp_seconds",
+                                        '{host="host0"}'), 0)
+        self.assertEqual(metric_value(ctext, "logsplice_collect_open_streams", '{host="host0"}'), 1)
+        self.assertEqual(metric_value(ctext, "logsplice_collect_bytes_copied_total"), 0)
         col.stop()
         # Every byte the collector read into its memory, by strace: headers and bodies only.
         read_bytes = 0
