@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -16,6 +17,8 @@ namespace logsplice::agent::collect {
 namespace {
 
 namespace mp = outputs::mirror;
+
+constexpr uint64_t kHelloTimeoutMs = 10000;
 
 std::string peerText(const sockaddr_storage& ss) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -200,8 +203,12 @@ void CollectServer::sweep() {
   uint64_t now = uv_now(loop_);
   auto limit = static_cast<uint64_t>(cfg_.idle_timeout.count());
   std::vector<CollectConnection*> stale;
+  // A connection that has not said who it is gets at most 10 s: a flood of silent connections
+  // must not hold the max_connections slots for a whole idle_timeout.
+  uint64_t hello_limit = std::min<uint64_t>(limit, kHelloTimeoutMs);
   for (auto& [id, c] : conns_) {
-    if (now - c->lastActivityMs() >= limit) stale.push_back(c.get());
+    uint64_t l = c->authenticated() ? limit : hello_limit;
+    if (now - c->lastActivityMs() >= l) stale.push_back(c.get());
   }
   for (CollectConnection* c : stale) {
     std::string what = c->midMessage()       ? "stalled in the middle of a message"
