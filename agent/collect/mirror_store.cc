@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "agent/collect/mirror_paths.h"
+#include "inputs/file_identity.h"
 #include "outputs/mirror_protocol.h"
 #include "sys/make_dirs.h"
 
@@ -84,20 +85,55 @@ sys::Error MirrorStore::load() {
   return sys::Error::ok();
 }
 
+bool MirrorStore::taken(const std::string& rel) const {
+  if (rels_.count(rel)) return true;
+  // A file the index does not know (a mirror whose entry was retired, or an index lost by
+  // hand) is never reused: opening it would cut it back to nothing.
+  struct stat st {};
+  return ::lstat((dir_ + "/" + rel).c_str(), &st) == 0;
+}
+
 std::string MirrorStore::uniqueRel(const StreamKey& key, std::string_view path) {
   std::string base = mirrorRelPath(key.host, key.input, path, key.generation);
-  if (!rels_.count(base)) return base;
+  if (!taken(base)) return base;
   // The same path held another file (rename rotation): this one is named by its inode too.
   std::string with_ino = base + "~" + std::to_string(key.ino);
-  for (int n = 1; rels_.count(with_ino); ++n) {
+  for (int n = 1; taken(with_ino); ++n) {
     with_ino = base + "~" + std::to_string(key.ino) + "-" + std::to_string(n);
   }
   return with_ino;
 }
 
+bool MirrorStore::sameFile(const MirrorFile& f, uint64_t fingerprint,
+                           uint32_t fingerprint_len) const {
+  if (fingerprint_len == 0 || f.durable == 0) return true;
+  if (fingerprint_len == f.fingerprint_len) return fingerprint == f.fingerprint;
+  // Fingerprints of different lengths: hash the mirror's own head when it holds that much
+  // (at most FileIdentity::kFingerprintBytes read, never payload on its way).
+  if (f.durable < fingerprint_len) return true;  // cannot tell: kept (docs/protocol.md)
+  sys::UniqueFd fd(::open((dir_ + "/" + f.rel).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return true;
+  std::string head(fingerprint_len, '\0');
+  ssize_t n = ::pread(fd.get(), head.data(), head.size(), 0);
+  if (n != static_cast<ssize_t>(head.size())) return true;
+  return inputs::fingerprintOf(head.data(), head.size()) == fingerprint;
+}
+
 sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t fingerprint,
                                            uint32_t fingerprint_len, std::string_view path) {
   auto it = files_.find(key);
+  if (it != files_.end() && !it->second->owner &&
+      !sameFile(*it->second, fingerprint, fingerprint_len)) {
+    // The inode was reused by another file (the old one deleted): the old mirror is kept under
+    // its name, out of the index, and the new file gets a mirror of its own.
+    spdlog::info(
+        "collect: inode {} of host '{}' holds another file now; its old mirror {} is "
+        "kept, out of the index",
+        key.ino, key.host, it->second->rel);
+    files_.erase(it);
+    index_dirty_ = true;
+    it = files_.end();
+  }
   MirrorFile* f = nullptr;
   if (it == files_.end()) {
     auto file = std::make_unique<MirrorFile>();
@@ -111,6 +147,12 @@ sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t finger
     index_dirty_ = true;
   } else {
     f = it->second.get();
+    if (fingerprint_len > f->fingerprint_len && f->durable >= fingerprint_len) {
+      // Verified above against the mirror's head: remember the longer fingerprint.
+      f->fingerprint = fingerprint;
+      f->fingerprint_len = fingerprint_len;
+      index_dirty_ = true;
+    }
   }
   if (!f->fd) {
     std::string full = dir_ + "/" + f->rel;

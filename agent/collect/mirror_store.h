@@ -70,6 +70,9 @@ class MirrorStore {
 
  private:
   std::string uniqueRel(const StreamKey& key, std::string_view path);
+  bool taken(const std::string& rel) const;
+  // Whether an OPEN's fingerprint fits the mirror that has the key (not an inode reused).
+  bool sameFile(const MirrorFile& f, uint64_t fingerprint, uint32_t fingerprint_len) const;
 
   std::string dir_;
   std::map<StreamKey, std::unique_ptr<MirrorFile>> files_;

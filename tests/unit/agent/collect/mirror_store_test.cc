@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "inputs/file_identity.h"
 #include "tests/support/test_env.h"
 
 using logsplice::agent::collect::MirrorFile;
@@ -109,4 +110,50 @@ TEST_CASE("mirror store: a new file at a taken path is named by its inode too", 
   auto gen = store.open({"h", "in", 1, 10, 1}, 0, 0, "/var/log/app.log");
   REQUIRE(gen.ok());
   CHECK(gen.value()->rel == "h/in/var/log/app.log.1");
+}
+
+TEST_CASE("mirror store: an inode reused by another file gets a new mirror", "[collect]") {
+  TempDir tmp;
+  MirrorStore store(tmp / "m");
+  REQUIRE_FALSE(store.load());
+  StreamKey key{"h", "in", 1, 10, 0};
+  std::string old_head = "the old file's first line\n";
+  uint64_t old_fp = logsplice::inputs::fingerprintOf(old_head.data(), old_head.size());
+  auto a = store.open(key, old_fp, static_cast<uint32_t>(old_head.size()), "/var/log/app.log");
+  REQUIRE(a.ok());
+  a.value()->owner = &store;
+  writeAt(a.value(), old_head + "more\n");
+  REQUIRE_FALSE(store.syncAll([](MirrorFile&) {}));
+  store.release(a.value());
+
+  SECTION("the same file, seen with a longer fingerprint, keeps its mirror") {
+    std::string longer = old_head + "mo";
+    uint64_t fp = logsplice::inputs::fingerprintOf(longer.data(), longer.size());
+    auto same = store.open(key, fp, static_cast<uint32_t>(longer.size()), "/var/log/app.log");
+    REQUIRE(same.ok());
+    CHECK(same.value()->rel == "h/in/var/log/app.log");
+    CHECK(same.value()->durable == old_head.size() + 5);
+  }
+  SECTION("another file under the same inode: a new mirror, the old one kept") {
+    std::string new_head = "a brand new file\n";
+    uint64_t fp = logsplice::inputs::fingerprintOf(new_head.data(), new_head.size());
+    auto other = store.open(key, fp, static_cast<uint32_t>(new_head.size()), "/var/log/app.log");
+    REQUIRE(other.ok());
+    CHECK(other.value()->rel == "h/in/var/log/app.log~10");
+    CHECK(other.value()->durable == 0);
+    CHECK(readFile(tmp / "m/h/in/var/log/app.log") == old_head + "more\n");
+  }
+}
+
+TEST_CASE("mirror store: a file the index does not know is never overwritten", "[collect]") {
+  TempDir tmp;
+  REQUIRE(::mkdir((tmp / "m").c_str(), 0750) == 0);
+  REQUIRE(::system(("mkdir -p " + tmp / "m/h/in/var/log").c_str()) == 0);
+  writeFile(tmp / "m/h/in/var/log/app.log", "precious\n");  // the index was lost
+  MirrorStore store(tmp / "m");
+  REQUIRE_FALSE(store.load());
+  auto f = store.open({"h", "in", 1, 10, 0}, 0, 0, "/var/log/app.log");
+  REQUIRE(f.ok());
+  CHECK(f.value()->rel == "h/in/var/log/app.log~10");
+  CHECK(readFile(tmp / "m/h/in/var/log/app.log") == "precious\n");
 }
