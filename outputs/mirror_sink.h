@@ -67,6 +67,9 @@ class MirrorSink : public StreamSink, private TcpConnection::Handler {
   bool discard(uint64_t n);
   // The open stream for a segment; queues an OPEN and returns null when it is not open yet.
   Stream* streamFor(const Segment& seg);
+  // The payload of a DATA frame starting `rem` bytes before the end of `first`'s file bytes:
+  // runs on into the following segments while they continue the same file, up to max_frame.
+  uint64_t frameLength(const Segment* first, uint64_t rem) const;
   // Reports delivery up to what every stream's acknowledgement covers, in stream order.
   void updateDelivery();
   // Closes streams nothing is pending on, once there are many.

@@ -135,3 +135,24 @@ TEST_CASE("MirrorSink: starting past what the collector holds rewinds to it", "[
   CHECK(f.listener.rewinds.back()[0].offset == 0);
   CHECK(f.mirror().empty());
 }
+
+TEST_CASE("MirrorSink: segments that continue a file leave as one frame", "[collect]") {
+  uint64_t copied_one = 0;
+  {
+    Fixture f;
+    f.startSink();
+    f.feed("aaaa\nbbbb\ncccc\n", 0);
+    REQUIRE(f.loop.waitFor([&] { return f.listener.deliveredOf(1) == 15; }));
+    copied_one = f.sink->stats().bytes_copied;
+  }
+  Fixture f;
+  f.startSink();
+  f.sink->holdDrain(0);  // as the router does during a scheduling pass
+  f.feed("aaaa\n", 0);
+  f.feed("bbbb\n", 5);
+  f.feed("cccc\n", 10);
+  f.sink->releaseDrain();
+  REQUIRE(f.loop.waitFor([&] { return f.listener.deliveredOf(1) == 15; }));
+  CHECK(f.mirror() == "aaaa\nbbbb\ncccc\n");
+  CHECK(f.sink->stats().bytes_copied == copied_one);  // one DATA header, not three
+}
