@@ -6,8 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -95,7 +95,14 @@ sys::Error CollectServer::start() {
 
 void CollectServer::stop() {
   if (!listen_fd_) return;
-  syncNow();
+  if (!sync_work_) {
+    // A last sync on this thread; with one in flight, its completion acks nobody any more.
+    auto job = store_.prepareSync();
+    if (job) {
+      job->run();
+      syncDone(*job);
+    }
+  }
   for (auto& [id, c] : conns_) c->shutdown();
   conns_.clear();
   dropped_.clear();
@@ -154,10 +161,39 @@ void CollectServer::wrote(uint64_t n) {
   }
 }
 
+// The sync in flight on libuv's thread pool; `server` is cleared when the server goes first.
+struct CollectServer::SyncWork {
+  uv_work_t req;
+  std::unique_ptr<SyncJob> job;
+  CollectServer* server;
+};
+
 void CollectServer::syncNow() {
   unsynced_bytes_ = 0;
-  if (!store_.dirty()) return;
-  auto err = store_.syncAll([&](MirrorFile& f) {
+  if (sync_work_ || !store_.dirty()) return;  // one at a time: the next tick takes the rest
+  auto job = store_.prepareSync();
+  if (!job) return;
+  auto* work = new SyncWork{uv_work_t{}, std::move(job), this};
+  work->req.data = work;
+  // fdatasync can take long on a busy disk: off the loop, so that no agent waits for it.
+  int rc = uv_queue_work(
+      loop_, &work->req, [](uv_work_t* req) { static_cast<SyncWork*>(req->data)->job->run(); },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<SyncWork> w(static_cast<SyncWork*>(req->data));
+        if (w->server) w->server->syncDone(*w->job);
+      });
+  if (rc != 0) {
+    work->job->err = sys::Error::io(std::string("uv_queue_work: ") + uv_strerror(rc));
+    syncDone(*work->job);
+    delete work;
+    return;
+  }
+  sync_work_ = work;
+}
+
+void CollectServer::syncDone(SyncJob& job) {
+  sync_work_ = nullptr;
+  auto err = store_.finishSync(job, [&](MirrorFile& f) {
     if (f.owner) static_cast<CollectConnection*>(f.owner)->synced(f);
   });
   if (err) {

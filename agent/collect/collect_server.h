@@ -60,7 +60,9 @@ class CollectServer {
 
  private:
   void onAccept();
+  struct SyncWork;
   void syncNow();
+  void syncDone(SyncJob& job);
   void sweep();
   void reap();
 
@@ -72,6 +74,7 @@ class CollectServer {
   uint64_t next_id_ = 1;
   uint64_t unsynced_bytes_ = 0;
   uint64_t refused_ = 0;
+  SyncWork* sync_work_ = nullptr;  // owned by its libuv request until the callback
   bool accept_paused_ = false;
   bool sync_failing_ = false;
   std::map<uint64_t, std::unique_ptr<CollectConnection>> conns_;

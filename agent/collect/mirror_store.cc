@@ -122,7 +122,7 @@ bool MirrorStore::sameFile(const MirrorFile& f, uint64_t fingerprint,
 sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t fingerprint,
                                            uint32_t fingerprint_len, std::string_view path) {
   auto it = files_.find(key);
-  if (it != files_.end() && !it->second->owner &&
+  if (it != files_.end() && !it->second->owner && !sync_in_flight_ &&
       !sameFile(*it->second, fingerprint, fingerprint_len)) {
     // The inode was reused by another file (the old one deleted): the old mirror is kept under
     // its name, out of the index, and the new file gets a mirror of its own.
@@ -195,45 +195,75 @@ bool MirrorStore::dirty() const {
   return false;
 }
 
-sys::Error MirrorStore::syncAll(const std::function<void(MirrorFile&)>& synced) {
-  std::vector<std::pair<MirrorFile*, uint64_t>> done;
+std::unique_ptr<SyncJob> MirrorStore::prepareSync() {
+  auto job = std::make_unique<SyncJob>();
   for (auto& [k, f] : files_) {
     if (!f->fd || f->written <= f->durable) continue;
-    uint64_t end = f->written;
-    if (::fdatasync(f->fd.get()) != 0) {
-      return sys::Error::fromErrno(errno, "fdatasync " + f->rel);
+    job->fds.push_back(f->fd.get());
+    job->ends.emplace_back(k, f->written);
+  }
+  if (job->ends.empty() && !index_dirty_) return nullptr;
+  // The index the job writes records the new lengths: it is renamed into place after the
+  // mirrors' fdatasync and before any acknowledgement.
+  std::ostringstream s;
+  s << kIndexHeader << '\n';
+  size_t next = 0;
+  for (const auto& [k, f] : files_) {
+    uint64_t durable = f->durable;
+    if (next < job->ends.size() && job->ends[next].first == k) durable = job->ends[next++].second;
+    s << k.host << '\t' << k.input << '\t' << k.dev << '\t' << k.ino << '\t' << k.generation << '\t'
+      << f->fingerprint << '\t' << f->fingerprint_len << '\t' << durable << '\t' << f->rel << '\n';
+  }
+  job->index_text = s.str();
+  job->dir = dir_;
+  index_dirty_ = false;  // a change while the job runs sets it again
+  sync_in_flight_ = true;
+  return job;
+}
+
+void SyncJob::run() {
+  for (int fd : fds) {
+    if (::fdatasync(fd) != 0) {
+      err = sys::Error::fromErrno(errno, "fdatasync of a mirror");
+      return;
     }
-    done.emplace_back(f.get(), end);
   }
-  if (done.empty() && !index_dirty_) return sys::Error::ok();
-  // The index records the new lengths before any of them is acknowledged.
-  std::vector<uint64_t> before;
-  for (auto& [f, end] : done) {
-    before.push_back(f->durable);
-    f->durable = end;
+  err = writeIndex(dir, index_text);
+}
+
+sys::Error MirrorStore::finishSync(SyncJob& job, const std::function<void(MirrorFile&)>& synced) {
+  sync_in_flight_ = false;
+  if (job.err) {
+    index_dirty_ = true;  // written again next time
+    return job.err;
   }
-  if (auto err = saveIndex()) {
-    for (size_t i = 0; i < done.size(); ++i) done[i].first->durable = before[i];
-    return err;
-  }
-  for (auto& [f, end] : done) {
-    if (!f->owner && f->written == f->durable) f->fd.reset();
-    synced(*f);
+  for (const auto& [key, end] : job.ends) {
+    auto it = files_.find(key);
+    if (it == files_.end()) continue;
+    MirrorFile& f = *it->second;
+    if (end <= f.durable) continue;
+    f.durable = end;
+    if (!f.owner && f.written == f.durable) f.fd.reset();
+    synced(f);
   }
   return sys::Error::ok();
 }
 
+sys::Error MirrorStore::syncAll(const std::function<void(MirrorFile&)>& synced) {
+  auto job = prepareSync();
+  if (!job) return sys::Error::ok();
+  job->run();
+  return finishSync(*job, synced);
+}
+
 sys::Error MirrorStore::saveIndex() {
-  std::ostringstream s;
-  s << kIndexHeader << '\n';
-  for (const auto& [k, f] : files_) {
-    s << k.host << '\t' << k.input << '\t' << k.dev << '\t' << k.ino << '\t' << k.generation << '\t'
-      << f->fingerprint << '\t' << f->fingerprint_len << '\t' << f->durable << '\t' << f->rel
-      << '\n';
-  }
-  std::string text = s.str();
-  std::string tmp = dir_ + "/" + kIndexName + ".tmp";
-  std::string final_path = dir_ + "/" + kIndexName;
+  index_dirty_ = true;
+  return syncAll([](MirrorFile&) {});
+}
+
+sys::Error writeIndex(const std::string& dir, const std::string& text) {
+  std::string tmp = dir + "/" + MirrorStore::kIndexName + ".tmp";
+  std::string final_path = dir + "/" + MirrorStore::kIndexName;
   sys::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!fd) return sys::Error::fromErrno(errno, tmp);
   size_t off = 0;
@@ -250,9 +280,7 @@ sys::Error MirrorStore::saveIndex() {
   if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
     return sys::Error::fromErrno(errno, "rename " + tmp);
   }
-  if (auto err = fsyncDir(dir_)) return err;
-  index_dirty_ = false;
-  return sys::Error::ok();
+  return fsyncDir(dir);
 }
 
 void MirrorStore::forEach(const std::function<void(const MirrorFile&)>& fn) const {

@@ -8,6 +8,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "sys/error.h"
 #include "sys/unique_fd.h"
@@ -36,6 +38,22 @@ struct MirrorFile {
   void* owner = nullptr;  // the connection that has the stream open (one at a time)
 };
 
+// One group of syncs, run off the loop (uv_queue_work): fdatasync of each mirror with unsynced
+// bytes, then the index (with their new lengths) written to a temp file, synced and renamed into
+// place, and the directory synced. Only plain descriptors and text: the store is not touched
+// from the worker thread.
+struct SyncJob {
+  std::vector<int> fds;
+  std::vector<std::pair<StreamKey, uint64_t>> ends;  // in the store's key order
+  std::string index_text;
+  std::string dir;
+  sys::Error err;
+  void run();
+};
+
+// Writes an index file atomically (temp file, fdatasync, rename, directory fsync).
+sys::Error writeIndex(const std::string& dir, const std::string& text);
+
 // The collector's mirrors and their index (DIR/.index, rewritten whole by atomic rename, see
 // docs/protocol.md "Layout"): maps each stream identity to its mirror file and durable length.
 // Loop thread only.
@@ -58,8 +76,15 @@ class MirrorStore {
                                 uint32_t fingerprint_len, std::string_view path);
   // The stream is no longer used by a connection: its descriptor closes once synced.
   void release(MirrorFile* f);
-  // fdatasyncs every file with unsynced bytes, then rewrites the index. `synced` is called
-  // for each file whose durable length grew. On failure nothing more counts as durable.
+  // A sync of every file with unsynced bytes and of the index, to run off the loop; null when
+  // there is nothing to do. Descriptors stay open until finishSync (a file with unsynced bytes
+  // is never closed).
+  std::unique_ptr<SyncJob> prepareSync();
+  // After job.run(): the durable lengths grow and `synced` is called for each file whose
+  // length grew. On failure nothing more counts as durable (the error is returned).
+  sys::Error finishSync(SyncJob& job, const std::function<void(MirrorFile&)>& synced);
+  bool syncInFlight() const { return sync_in_flight_; }
+  // prepareSync, run and finishSync on this thread.
   sys::Error syncAll(const std::function<void(MirrorFile&)>& synced);
   bool dirty() const;
   size_t size() const { return files_.size(); }
@@ -78,6 +103,7 @@ class MirrorStore {
   std::map<StreamKey, std::unique_ptr<MirrorFile>> files_;
   std::set<std::string> rels_;
   bool index_dirty_ = false;
+  bool sync_in_flight_ = false;
 };
 
 }  // namespace logsplice::agent::collect
