@@ -257,9 +257,8 @@ class Parser {
     if (yaml_.require(fields, "type", where)) {
       const Field* f = yaml_.scalar(fields, "type", "tcp, archive or logsplice");
       if (f != nullptr && type == OutputType::kUnknown) {
-        error(valueMark(*f),
-              "unknown output type " + quote(f->value.Scalar()) +
-                                  " (expected tcp, archive or logsplice)");
+        error(valueMark(*f), "unknown output type " + quote(f->value.Scalar()) +
+                                 " (expected tcp, archive or logsplice)");
       }
     }
     if (yaml_.require(fields, "inputs", where)) {
