@@ -108,3 +108,24 @@ outputs:
 }
 
 }  // namespace logsplice::config
+
+namespace logsplice::config {
+
+TEST_CASE("type: logsplice output: backoff.initial above backoff.max is an error", "[collect]") {
+  ParseResult bad = parse(R"(inputs:
+- name: app
+  paths: [/var/log/app.log]
+outputs:
+- name: mirror
+  type: logsplice
+  addresses: [127.0.0.1:7514]
+  token: "0123456789abcdef"
+  backoff: { initial: 2s, max: 1s }
+  inputs: [app]
+)");
+  CHECK_FALSE(bad.ok());
+  CHECK(allErrors(bad).find("'backoff.initial' (2s) is greater than 'backoff.max'") !=
+        std::string::npos);
+}
+
+}  // namespace logsplice::config
