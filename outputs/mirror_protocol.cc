@@ -132,6 +132,7 @@ std::string encodeHelloOk(const HelloOk& m) {
   putU16(b, m.version);
   putU32(b, m.idle_timeout_ms);
   putU64(b, m.max_frame);
+  putU32(b, m.max_streams);
   return withHeader(Type::kHelloOk, 0, 0, b);
 }
 
@@ -178,6 +179,7 @@ std::optional<HelloOk> decodeHelloOk(std::string_view body, std::string* why) {
   m.version = static_cast<uint16_t>(r.num(2));
   m.idle_timeout_ms = static_cast<uint32_t>(r.num(4));
   m.max_frame = r.num(8);
+  m.max_streams = static_cast<uint32_t>(r.num(4));
   if (!r.done(why)) return std::nullopt;
   return m;
 }

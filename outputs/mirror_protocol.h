@@ -75,6 +75,7 @@ struct HelloOk {
   uint16_t version = kVersion;
   uint32_t idle_timeout_ms = 0;  // send something at least this often
   uint64_t max_frame = 0;        // the largest data frame accepted
+  uint32_t max_streams = 0;      // streams the connection may have open at once
 };
 struct Open {
   uint64_t dev = 0;

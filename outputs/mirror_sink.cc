@@ -135,6 +135,7 @@ MirrorSink::Stream* MirrorSink::streamFor(const Segment& seg) {
   Key key{seg.file_id, seg.generation};
   auto it = streams_.find(key);
   if (it != streams_.end()) return it->second.open ? &it->second : nullptr;
+  if (streams_.size() >= max_streams_ && !freeStreamSlot(key)) return nullptr;
   Stream st;
   while (next_id_ == 0 || by_id_.count(next_id_)) ++next_id_;
   st.id = next_id_++;
@@ -274,20 +275,35 @@ void MirrorSink::updateDelivery() {
   if (target > stream_delivered_) deliveredUpTo(target);
 }
 
+void MirrorSink::closeStream(std::map<Key, Stream>::iterator it) {
+  std::string msg = mirror::encodeSimple(mirror::Type::kClose, it->second.id, it->second.held);
+  stats_.bytes_copied += msg.size();
+  out_ += msg;
+  by_id_.erase(it->second.id);
+  streams_.erase(it);
+}
+
 void MirrorSink::closeIdleStreams() {
   if (streams_.size() <= kIdleStreamsKept || frame_left_ > 0) return;
   for (auto it = streams_.begin(); it != streams_.end();) {
     const Stream& st = it->second;
-    if (st.open && st.acked >= st.held && !holdsFile(it->first.first)) {
-      std::string msg = mirror::encodeSimple(mirror::Type::kClose, st.id, st.held);
-      stats_.bytes_copied += msg.size();
-      out_ += msg;
-      by_id_.erase(st.id);
-      it = streams_.erase(it);
-    } else {
-      ++it;
+    auto next = std::next(it);
+    if (st.open && st.acked >= st.held && !holdsFile(it->first.first)) closeStream(it);
+    it = next;
+  }
+}
+
+bool MirrorSink::freeStreamSlot(const Key& keep) {
+  // A stream whose bytes are all acknowledged can go even if more of its file waits in the
+  // pipe behind the head: it is opened again when its turn comes. (Waiting until nothing of it
+  // is queued could wait for ever: the pipe drains in order.)
+  for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+    if (it->first != keep && it->second.open && it->second.acked >= it->second.held) {
+      closeStream(it);
+      return true;
     }
   }
+  return false;
 }
 
 void MirrorSink::connectionData(const char* data, size_t len) {
@@ -329,6 +345,7 @@ bool MirrorSink::handleMessage(const char* header, const char* body, size_t body
       }
       session_up_ = true;
       max_frame_ = std::min<uint64_t>(ok->max_frame, mirror::kMaxFrameHardCap);
+      max_streams_ = std::max<uint32_t>(ok->max_streams, 1);
       keepalive_ms_ = std::max<uint64_t>(ok->idle_timeout_ms / 3, 50);
       spdlog::info("output '{}': session up with {} (host '{}', instance {})", name_,
                    conn_.currentPeer(), host_, instance_);

@@ -74,6 +74,11 @@ class MirrorSink : public StreamSink, private TcpConnection::Handler {
   void updateDelivery();
   // Closes streams nothing is pending on, once there are many.
   void closeIdleStreams();
+  // At the collector's stream limit: closes one stream (not `keep`) whose bytes are all
+  // acknowledged. False when there is none yet (the next ACK frees one).
+  bool freeStreamSlot(const Key& keep);
+  // Queues a CLOSE for a stream and forgets it.
+  void closeStream(std::map<Key, Stream>::iterator it);
   void fail(const std::string& why);
 
   config::LogspliceOutput cfg_;
@@ -83,6 +88,7 @@ class MirrorSink : public StreamSink, private TcpConnection::Handler {
   bool session_up_ = false;
   bool failed_ = false;     // the connection was dropped inside the current call
   uint64_t max_frame_ = 0;  // from HELLO_OK
+  size_t max_streams_ = 1;  // from HELLO_OK
   uint64_t keepalive_ms_ = 0;
   uint64_t last_send_ms_ = 0;
   uint64_t frame_left_ = 0;  // payload bytes of the DATA frame being sent

@@ -347,8 +347,9 @@ void CollectConnection::handleHello() {
   ++server_.hostStats(host_).connections;
   spdlog::info("collect: {}: host '{}' (instance {}) connected", peer_, host_, instance_);
   const auto& cfg = server_.config();
-  send(mp::encodeHelloOk(
-      {mp::kVersion, static_cast<uint32_t>(cfg.idle_timeout.count()), cfg.max_frame}));
+  send(mp::encodeHelloOk({mp::kVersion, static_cast<uint32_t>(cfg.idle_timeout.count()),
+                          cfg.max_frame,
+                          static_cast<uint32_t>(std::min<uint64_t>(cfg.max_streams, UINT32_MAX))}));
 }
 
 void CollectConnection::handleOpen() {

@@ -60,10 +60,11 @@ TEST_CASE("mirror protocol: open and hello-ok round trip", "[mirror]") {
   CHECK(back->input == "app");
   CHECK(back->path == "/var/log/app.log");
 
-  auto ok = mp::decodeHelloOk(bodyOf(mp::encodeHelloOk({1, 60000, 1 << 20})), &why);
+  auto ok = mp::decodeHelloOk(bodyOf(mp::encodeHelloOk({1, 60000, 1 << 20, 77})), &why);
   REQUIRE(ok);
   CHECK(ok->idle_timeout_ms == 60000);
   CHECK(ok->max_frame == (1u << 20));
+  CHECK(ok->max_streams == 77);
 }
 
 TEST_CASE("mirror protocol: data header carries stream, offset, length", "[mirror]") {

@@ -36,12 +36,13 @@ struct Fixture {
   std::shared_ptr<const SourceInfo> source = std::make_shared<const SourceInfo>(
       SourceInfo{"app", "/var/log/app.log", "app.log", 1, 42, 0, 0});
 
-  explicit Fixture(config::Millis fsync = config::Millis(20)) {
+  explicit Fixture(config::Millis fsync = config::Millis(20), uint64_t max_streams = 1024) {
     config::CollectConfig cfg;
     cfg.listen = {"127.0.0.1", 0};
     cfg.dir = tmp / "mirror";
     cfg.tokens["web-1"] = kToken;
     cfg.fsync_interval = fsync;
+    cfg.max_streams = max_streams;
     server = std::make_unique<CollectServer>(loop.get(), cfg);
     REQUIRE_FALSE(server->start());
   }
@@ -68,16 +69,19 @@ struct Fixture {
   }
   // Puts `bytes` (plus `extra` bytes the router adds, such as a '\n' after a split line) in
   // the pipe as one segment of file 1.
-  void feed(const std::string& bytes, uint64_t offset, uint32_t newline = 0) {
+  void feed(const std::string& bytes, uint64_t offset, uint32_t newline = 0, uint64_t file_id = 1) {
     std::string all = bytes + std::string(newline, '\n');
     REQUIRE(::write(sink->pipe().writeFd(), all.data(), all.size()) ==
             static_cast<ssize_t>(all.size()));
     Segment seg;
-    seg.file_id = 1;
+    seg.file_id = file_id;
     seg.offset = offset;
     seg.length = bytes.size();
     seg.newline = newline;
-    seg.source = source;
+    seg.source = file_id == 1 ? source
+                              : std::make_shared<const SourceInfo>(SourceInfo{
+                                    "app", "/var/log/f" + std::to_string(file_id) + ".log", "f", 1,
+                                    100 + file_id, 0, 0});
     sink->appended(seg);
   }
   std::string mirror() { return readFile(tmp / "mirror/web-1/app/var/log/app.log"); }
@@ -155,4 +159,26 @@ TEST_CASE("MirrorSink: segments that continue a file leave as one frame", "[coll
   REQUIRE(f.loop.waitFor([&] { return f.listener.deliveredOf(1) == 15; }));
   CHECK(f.mirror() == "aaaa\nbbbb\ncccc\n");
   CHECK(f.sink->stats().bytes_copied == copied_one);  // one DATA header, not three
+}
+
+TEST_CASE("MirrorSink: more files than the collector's stream limit still all arrive",
+          "[collect]") {
+  Fixture f(config::Millis(20), /*max_streams=*/2);
+  f.startSink();
+  for (int round = 0; round < 3; ++round) {
+    f.sink->holdDrain(0);
+    for (uint64_t id = 1; id <= 4; ++id) {
+      f.feed("round " + std::to_string(round) + "\n", static_cast<uint64_t>(round) * 8, 0, id);
+    }
+    f.sink->releaseDrain();
+  }
+  REQUIRE(f.loop.waitFor([&] {
+    for (uint64_t id = 1; id <= 4; ++id) {
+      if (f.listener.deliveredOf(id) != 24) return false;
+    }
+    return true;
+  }));
+  CHECK(f.sink->sessionUp());
+  CHECK(f.sink->stats().connects == 1);  // never refused over the limit
+  CHECK(readFile(f.tmp / "mirror/web-1/app/var/log/f3.log") == "round 0\nround 1\nround 2\n");
 }
