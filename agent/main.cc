@@ -15,6 +15,7 @@
 #include "agent/collect/collect_server.h"
 #include "agent/status/status_client.h"
 #include "sys/version.h"
+#include "config/collect_keys.h"
 #include "config/parse.h"
 
 namespace {
@@ -28,7 +29,8 @@ constexpr const char* kUsage = R"(logsplice - a zero-copy log shipper
 
 Usage:
   logsplice run    --config FILE [--pid-file FILE]   run the agent in the foreground
-  logsplice check  --config FILE                     validate a config; print every error
+  logsplice check  --config FILE                     validate a config (agent or collector);
+                                                     print every error
   logsplice status [--endpoint HOST:PORT] [--watch]  per sink: state, rate, lag (needs
                                                      agent.metrics.listen)
   logsplice collect --config FILE                    receive `type: logsplice` outputs into
@@ -157,7 +159,21 @@ int parseArgs(int argc, char** argv, Args* args) {
   return -1;
 }
 
+int checkCollect(const std::string& path) {
+  auto parsed = logsplice::config::parseCollectConfigFile(path);
+  for (const auto& e : parsed.errors) std::fprintf(stderr, "%s\n", e.toString().c_str());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s: %zu error%s\n", path.c_str(), parsed.errors.size(),
+                 parsed.errors.size() == 1 ? "" : "s");
+    return kExitConfig;
+  }
+  std::printf("%s: ok (collector, %zu hosts with a token)\n", path.c_str(),
+              parsed.config->tokens.size());
+  return kExitOk;
+}
+
 int check(const std::string& path) {
+  if (logsplice::config::isCollectConfigFile(path)) return checkCollect(path);
   auto parsed = logsplice::config::parseConfigFile(path);
   for (const auto& e : parsed.errors) std::fprintf(stderr, "%s\n", e.toString().c_str());
   if (!parsed.ok()) {

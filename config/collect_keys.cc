@@ -134,6 +134,15 @@ CollectParseResult parseCollectConfigFile(const std::string& path) {
   return parseCollectConfigString(ss.str(), path);
 }
 
+bool isCollectConfigFile(const std::string& path) {
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    return root.IsMap() && peek(root, "collect").IsDefined();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 void parseLogspliceOutputKeys(YamlReader& yaml, const Fields& fields, const std::string& where,
                               LogspliceOutput& out) {
   if (yaml.require(fields, "token", where)) yaml.readString(fields, "token", out.token);

@@ -40,6 +40,8 @@ struct CollectParseResult {
 
 CollectParseResult parseCollectConfigString(const std::string& text, const std::string& name);
 CollectParseResult parseCollectConfigFile(const std::string& path);
+// Whether a config file is a collector's (its top level has `collect:`), for `logsplice check`.
+bool isCollectConfigFile(const std::string& path);
 
 // The keys of a `type: logsplice` output beyond those it shares with tcp (addresses, backoff,
 // connect_timeout, keepalive): reads `token`.

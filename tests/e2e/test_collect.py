@@ -16,7 +16,8 @@ import threading
 import time
 import urllib.request
 
-from support import LOGSPLICE_BIN, E2ETest, LineWriter, free_port, main, wait_for, write_config
+from support import (LOGSPLICE_BIN, E2ETest, LineWriter, free_port, main, run_cli, wait_for,
+                     write_config)
 
 TOKEN = "e2e-secret-token"
 HEADER = struct.Struct("<B3xIQQ")  # type, stream, offset, length: 24 bytes, little-endian
@@ -337,6 +338,24 @@ class Collect(E2ETest):
         self.assert_mirrors(col, [("host0", d)])
         self.assertNotIn("collect: 127.0.0.1", "\n".join(
             l for l in col.stderr().splitlines() if "host 'host0'" in l and "closing" in l))
+
+    def test_check_validates_a_collector_config(self):
+        good = self.path("collect.yaml")
+        write_config({"collect": {"listen": "127.0.0.1:0", "dir": self.path("m"),
+                                  "tokens": {"web-1": TOKEN}}}, good)
+        r = run_cli("check", "--config", good)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("ok (collector", r.stdout)
+        bad = self.path("bad.yaml")
+        with open(bad, "w") as f:
+            f.write("collect:\n  listen: 127.0.0.1:0\n  dir: /tmp/x\n"
+                    "  tokens: { web-1: short }\n  limits: { max_frame: 1TiB }\n")
+        r = run_cli("check", "--config", bad)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"{bad}:4:20: the token of host 'web-1' must have 8 to 512", r.stderr)
+        self.assertIn(f"{bad}:5:24: 'limits.max_frame' must be at most 64MiB", r.stderr)
+        r = run_cli("collect", "--config", bad)
+        self.assertEqual(r.returncode, 1)
 
     def test_zero_copy_both_ends(self):
         if not shutil.which("strace"):
