@@ -1,5 +1,6 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <cstdio>
 
@@ -13,6 +14,13 @@ namespace logsplice::agent::collect {
 
 int runCollect(const std::string& config_path) {
   ::signal(SIGPIPE, SIG_IGN);
+  // Three descriptors per connection (socket, pipe) plus one per open stream: take what the
+  // hard limit allows.
+  struct rlimit nofile {};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   auto parsed = config::parseCollectConfigFile(config_path);
   if (!parsed.ok()) {
     for (const auto& e : parsed.errors) std::fprintf(stderr, "%s\n", e.toString().c_str());

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -46,6 +47,10 @@ sys::Error fsyncDir(const std::string& dir) {
   if (!d) return sys::Error::fromErrno(errno, dir);
   if (::fsync(d.get()) != 0) return sys::Error::fromErrno(errno, "fsync " + dir);
   return sys::Error::ok();
+}
+
+bool isClash(int err) {
+  return err == EISDIR || err == ENOTDIR || err == EEXIST || err == ENAMETOOLONG || err == ELOOP;
 }
 
 }  // namespace
@@ -135,7 +140,8 @@ sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t finger
     it = files_.end();
   }
   MirrorFile* f = nullptr;
-  if (it == files_.end()) {
+  bool created = it == files_.end();
+  if (created) {
     auto file = std::make_unique<MirrorFile>();
     file->key = key;
     file->fingerprint = fingerprint;
@@ -155,12 +161,27 @@ sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t finger
     }
   }
   if (!f->fd) {
+    auto opened = openMirror(f->rel);
+    if (!opened.ok() && created && isClash(opened.error().sysErrno())) {
+      // A directory where the file should go, or a file where a directory should ("/a" and
+      // "/a/b" both followed): this one gets a flat name under _clash/.
+      std::string flat = sanitisePath(path);
+      std::replace(flat.begin(), flat.end(), '/', '_');
+      rels_.erase(f->rel);
+      f->rel = uniqueRel(key, "/_clash/" + flat);
+      rels_.insert(f->rel);
+      opened = openMirror(f->rel);
+    }
+    if (!opened.ok()) {
+      if (created) {
+        rels_.erase(f->rel);
+        files_.erase(key);
+      }
+      return opened.error();
+    }
     std::string full = dir_ + "/" + f->rel;
-    size_t slash = full.rfind('/');
-    if (auto err = sys::makeDirs(full.substr(0, slash))) return err;
-    int fd = ::open(full.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
-    if (fd < 0) return sys::Error::fromErrno(errno, full);
-    sys::UniqueFd owned(fd);
+    sys::UniqueFd owned = std::move(opened.value());
+    int fd = owned.get();
     struct stat st {};
     if (::fstat(fd, &st) != 0) return sys::Error::fromErrno(errno, full);
     if (!S_ISREG(st.st_mode)) return sys::Error::io(full + ": not a regular file");
@@ -180,6 +201,15 @@ sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t finger
     f->fd = std::move(owned);
   }
   return f;
+}
+
+sys::Result<sys::UniqueFd> MirrorStore::openMirror(const std::string& rel) const {
+  std::string full = dir_ + "/" + rel;
+  size_t slash = full.rfind('/');
+  if (auto err = sys::makeDirs(full.substr(0, slash))) return err;
+  int fd = ::open(full.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+  if (fd < 0) return sys::Error::fromErrno(errno, full);
+  return sys::UniqueFd(fd);
 }
 
 void MirrorStore::release(MirrorFile* f) {

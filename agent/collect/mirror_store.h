@@ -96,6 +96,8 @@ class MirrorStore {
  private:
   std::string uniqueRel(const StreamKey& key, std::string_view path);
   bool taken(const std::string& rel) const;
+  // Makes the directories of a mirror and opens it for writing (created if missing).
+  sys::Result<sys::UniqueFd> openMirror(const std::string& rel) const;
   // Whether an OPEN's fingerprint fits the mirror that has the key (not an inode reused).
   bool sameFile(const MirrorFile& f, uint64_t fingerprint, uint32_t fingerprint_len) const;
 

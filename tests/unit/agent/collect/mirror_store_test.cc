@@ -157,3 +157,26 @@ TEST_CASE("mirror store: a file the index does not know is never overwritten", "
   CHECK(f.value()->rel == "h/in/var/log/app.log~10");
   CHECK(readFile(tmp / "m/h/in/var/log/app.log") == "precious\n");
 }
+
+TEST_CASE("mirror store: a file and a directory of the same name both get a mirror", "[collect]") {
+  TempDir tmp;
+  MirrorStore store(tmp / "m");
+  REQUIRE_FALSE(store.load());
+  SECTION("the directory first") {
+    auto deep = store.open({"h", "in", 1, 1, 0}, 0, 0, "/var/log/app/x.log");
+    auto flat = store.open({"h", "in", 1, 2, 0}, 0, 0, "/var/log/app");
+    REQUIRE(deep.ok());
+    REQUIRE(flat.ok());
+    CHECK(deep.value()->rel == "h/in/var/log/app/x.log");
+    CHECK(flat.value()->rel == "h/in/var/log/app~2");  // the name is a directory: taken
+  }
+  SECTION("the file first") {
+    auto flat = store.open({"h", "in", 1, 2, 0}, 0, 0, "/var/log/app");
+    auto deep = store.open({"h", "in", 1, 1, 0}, 0, 0, "/var/log/app/x.log");
+    REQUIRE(flat.ok());
+    REQUIRE(deep.ok());
+    CHECK(flat.value()->rel == "h/in/var/log/app");
+    CHECK(deep.value()->rel == "h/in/_clash/var_log_app_x.log");
+  }
+  CHECK(store.size() == 2);
+}
