@@ -231,12 +231,13 @@ bool CollectConnection::flushPipe() {
           [](uv_timer_t* t) {
             auto* c = static_cast<CollectConnection*>(t->data);
             if (c->phase_ == Phase::kClosing) return;
+            // Paused by us, not stalled by the agent: the idle timeout does not run meanwhile.
+            c->last_activity_ms_ = uv_now(c->loop_);
+            if (!c->flushPipe()) return;  // still full (retried again), or given up
             c->paused_ = false;
+            spdlog::info("collect: {} (host '{}'): writing again", c->peer_, c->host_);
             c->updatePoll();
             c->readLoop();
-            if (!c->paused_ && c->phase_ != Phase::kClosing) {
-              spdlog::info("collect: {} (host '{}'): writing again", c->peer_, c->host_);
-            }
           },
           kDiskFullRetryMs, 0);
       return false;

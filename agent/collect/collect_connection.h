@@ -39,6 +39,8 @@ class CollectConnection {
   uint64_t lastActivityMs() const { return last_activity_ms_; }
   bool midMessage() const { return have_ > 0 || data_left_ > 0 || body_need_ > 0; }
   size_t streams() const { return streams_.size(); }
+  // Disk full: waiting for a write to succeed (not the agent's stall).
+  bool paused() const { return paused_; }
 
   // Sends an ERROR with `reason`, logs it, and asks the server to drop this connection.
   void abort(outputs::mirror::ErrorCode code, const std::string& reason);

@@ -244,7 +244,7 @@ void CollectServer::sweep() {
   uint64_t hello_limit = std::min<uint64_t>(limit, kHelloTimeoutMs);
   for (auto& [id, c] : conns_) {
     uint64_t l = c->authenticated() ? limit : hello_limit;
-    if (now - c->lastActivityMs() >= l) stale.push_back(c.get());
+    if (!c->paused() && now - c->lastActivityMs() >= l) stale.push_back(c.get());
   }
   for (CollectConnection* c : stale) {
     std::string what = c->midMessage()       ? "stalled in the middle of a message"

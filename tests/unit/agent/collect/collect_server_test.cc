@@ -162,7 +162,7 @@ TEST_CASE("collect server: data lands at its offset, acked only once durable", "
 }
 
 TEST_CASE("collect server: disk full stops acks and reading, then resumes", "[collect]") {
-  Fixture f;
+  Fixture f(logsplice::config::Millis(300));  // a pause longer than idle_timeout is no stall
   bool full = true;
   f.sys.on_splice = [&](int, loff_t*, int, loff_t* off_out, size_t,
                         unsigned) -> std::optional<logsplice::sys::SysResult> {
@@ -172,7 +172,7 @@ TEST_CASE("collect server: disk full stops acks and reading, then resumes", "[co
   Peer p(f.server->port());
   p.send(hello() + open(1, 10) + data(1, 0, "payload\n"));
   REQUIRE(f.loop.waitFor([&] { return p.last(mp::Type::kOpened) != nullptr; }));
-  f.loop.runFor(300);
+  f.loop.runFor(1500);
   CHECK(p.last(mp::Type::kAck) == nullptr);
   CHECK_FALSE(p.closed());
   full = false;
