@@ -21,7 +21,7 @@ build_deps=(
   build-essential cmake pkg-config
   libuv1-dev libyaml-cpp-dev libspdlog-dev libfmt-dev catch2 libpcre2-dev libssl-dev openssl
   libsystemd-dev
-  python3 clang-format logrotate netcat-openbsd procps
+  python3 clang-format logrotate netcat-openbsd procps strace
 )
 apt_install_missing "${build_deps[@]}"
 
