@@ -412,6 +412,10 @@ class Collect(E2ETest):
                                         '{host="host0"}'), 0)
         self.assertEqual(metric_value(ctext, "logsplice_collect_open_streams", '{host="host0"}'), 1)
         self.assertEqual(metric_value(ctext, "logsplice_collect_bytes_copied_total"), 0)
+        r = run_cli("status", "--endpoint", f"127.0.0.1:{col.metrics_port}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"host0 +6\.2 MiB")
+        self.assertIn("1 connections", r.stdout)
         # Stop the traced agent's own process (strace then exits), then the collector.
         with open(f"/proc/{agent.pid}/task/{agent.pid}/children") as f:
             os.kill(int(f.read().split()[0]), signal.SIGTERM)
