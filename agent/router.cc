@@ -228,6 +228,18 @@ void Router::sinkRewound(outputs::Sink& s, const std::vector<Rewind>& rewinds) {
   schedule();
 }
 
+void Router::sinkHolds(outputs::Sink& s, uint64_t file_id, uint64_t generation,
+                       uint64_t offset) {
+  SinkSlot* slot = table_.slot(s.id());
+  FileRoute* fs = table_.file(file_id);
+  // With a fill in flight its completion sets the cursor: no jump then (the sink drops what
+  // its destination holds anyway).
+  if (!slot || slot->filling || !fs || !book_.skipTo(*fs, s.id(), generation, offset)) return;
+  if (slot->bound_file == file_id) slot->bound_file = 0;
+  planner_.refreshPending(file_id, *fs);
+  scheduleSoon();
+}
+
 // ---- scheduling ----
 
 void Router::scheduleSoon() {

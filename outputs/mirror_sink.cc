@@ -360,12 +360,15 @@ bool MirrorSink::handleMessage(const char* header, const char* body, size_t body
         fail("collector answered an unknown stream");
         return false;
       }
-      Stream& st = streams_[id->second];
+      Key key = id->second;
+      Stream& st = streams_[key];
+      st.acked = std::max(st.acked, h.offset);
       if (h.type == mirror::Type::kOpened) {
         st.open = true;
         st.held = std::max(st.held, h.offset);
+        // The router need not read again what the collector holds (the sink would drop it).
+        if (h.offset > 0) listener_.sinkHolds(*this, key.first, key.second, h.offset);
       }
-      st.acked = std::max(st.acked, h.offset);
       return true;
     }
     case mirror::Type::kKeepalive:

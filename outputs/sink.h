@@ -66,6 +66,12 @@ class SinkListener {
     bool newline_owed;  // the '\n' for a break at `offset` was never acknowledged
   };
   virtual void sinkRewound(Sink& sink, const std::vector<Rewind>& rewinds) = 0;
+  // The sink's destination already holds file_id up to `offset` (a mirror collector answering
+  // a stream's durable length): the router may move the sink's cursor forward to the line
+  // start at or before it instead of reading those bytes again. A hint: bytes below `offset`
+  // that still reach the sink are its to drop.
+  virtual void sinkHolds(Sink& /*sink*/, uint64_t /*file_id*/, uint64_t /*generation*/,
+                         uint64_t /*offset*/) {}
 };
 
 enum class SinkState { kConnecting, kConnected, kBackoff, kPaused, kStopped };

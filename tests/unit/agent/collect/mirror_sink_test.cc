@@ -126,6 +126,9 @@ TEST_CASE("MirrorSink: what the collector holds is never sent again", "[collect]
   REQUIRE(f.loop.waitFor([&] { return f.listener.deliveredOf(1) == 12; }));
   CHECK(f.mirror() == "line1\nline2\n");
   CHECK(f.sink->stats().bytes_sent == 6);  // only line2 left the agent
+  // And the router was told, so that it need not read line1 again.
+  REQUIRE_FALSE(f.listener.holds.empty());
+  CHECK(f.listener.holds.back() == std::make_pair(uint64_t{1}, uint64_t{6}));
   CHECK(f.server->hostStats("web-1").replayed == 0);
 }
 
