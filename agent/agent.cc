@@ -244,6 +244,11 @@ std::string describe(const config::OutputConfig& o, const config::Config& cfg) {
       << k->acks << ',' << k->idempotence << ',' << k->max_in_flight_bytes << ','
       << static_cast<int>(k->format) << ',' << k->headers << '|' << cfg.agent.hostname;
     for (const auto& [p, v] : k->librdkafka) s << '|' << p.size() << ':' << p << '=' << v;
+  } else if (const auto* l = std::get_if<config::LogspliceOutput>(&o.kind)) {
+    s << "logsplice|" << l->token.size() << ':' << l->token << '|';
+    for (const auto& a : l->tcp.addresses) s << a.toString() << ',';
+    s << l->tcp.backoff.initial.count() << ',' << l->tcp.backoff.max.count() << ','
+      << l->tcp.connect_timeout.count() << ',' << l->tcp.keepalive.count();
   } else {
     const auto& a = std::get<config::ArchiveOutput>(o.kind);
     s << "archive|" << a.dir << ',' << a.rotate_max_bytes << ',' << a.rotate_max_age.count() << ','

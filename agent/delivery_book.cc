@@ -72,6 +72,18 @@ bool DeliveryBook::rewind(FileRoute& fs, uint32_t sink_id, uint64_t generation, 
   return true;
 }
 
+bool DeliveryBook::skipTo(FileRoute& fs, uint32_t sink_id, uint64_t generation,
+                          uint64_t offset) const {
+  if (fs.generation != generation || !fs.follower) return false;
+  Cursor* c = fs.cursor(sink_id);
+  if (!c || offset <= c->cursor || offset > fs.follower->completeEnd()) return false;
+  uint64_t start = lineStartAtOrBefore(fs, offset);
+  if (start <= c->cursor) return false;
+  c->cursor = start;
+  c->newline_owed = false;
+  return true;
+}
+
 bool DeliveryBook::drained(const FileRoute& fs, const inputs::Follower& f) const {
   if (fs.fills_in_flight > 0) return false;
   bool all = true;

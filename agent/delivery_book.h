@@ -36,6 +36,9 @@ class DeliveryBook {
   // when the rewind does not apply (another generation, a sink not routed to the file).
   bool rewind(FileRoute& fs, uint32_t sink_id, uint64_t generation, uint64_t offset,
               bool newline_owed) const;
+  // The sink's destination holds the file up to `offset`: its cursor moves forward to the line
+  // start at or before it (never backward, never past the file). False when nothing changed.
+  bool skipTo(FileRoute& fs, uint32_t sink_id, uint64_t generation, uint64_t offset) const;
   // Every sink has been given and has delivered everything complete, and no fill is in flight.
   bool drained(const FileRoute& fs, const inputs::Follower& f) const;
   // Forgets breaks below every delivered offset (a rewind never goes below what was delivered).

@@ -12,8 +12,10 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/collect/collect_server.h"
 #include "agent/status/status_client.h"
 #include "sys/version.h"
+#include "config/collect_keys.h"
 #include "config/parse.h"
 
 namespace {
@@ -27,9 +29,13 @@ constexpr const char* kUsage = R"(logsplice - a zero-copy log shipper
 
 Usage:
   logsplice run    --config FILE [--pid-file FILE]   run the agent in the foreground
-  logsplice check  --config FILE                     validate a config; print every error
+  logsplice check  --config FILE                     validate a config (agent or collector);
+                                                     print every error
   logsplice status [--endpoint HOST:PORT] [--watch]  per sink: state, rate, lag (needs
                                                      agent.metrics.listen)
+  logsplice collect --config FILE                    receive `type: logsplice` outputs into
+                                                     mirrors of the agents' files
+                                                     (docs/protocol.md; `collect:` config)
   logsplice --version | --help
 
 Signals (run): SIGTERM/SIGINT drain outputs for at most agent.shutdown_timeout, write the
@@ -108,6 +114,19 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     headers: true                   host, input, path, offset headers (false: ~2x cheaper)
     librdkafka: { PROP: VALUE }     passed through (SASL, SSL, batching); checked by librdkafka
     inputs: [NAME, ...]
+    type: logsplice                 mirror whole files to `logsplice collect`
+    addresses: [HOST:PORT, ...]     backoff, connect_timeout, keepalive: as tcp
+    token: SECRET                   the collector's token for agent.hostname
+    inputs: [NAME, ...]
+Collector config (logsplice collect; a file of its own):
+  collect:
+    listen: 0.0.0.0:7514
+    dir: PATH                       DIR/HOST/INPUT/SOURCE-PATH[.GENERATION] and DIR/.index
+    tokens: { HOST: SECRET, ... }   "*" = any host not listed
+    fsync: { interval: 100ms, bytes: 4MiB }   acknowledgements follow fdatasync
+    limits: { max_frame: 1MiB, max_connections: 1024, max_streams: 1024, idle_timeout: 60s }
+    metrics: { listen: 127.0.0.1:9881 }
+    log_level: info
 Sizes: 512, 64KiB, 1MiB, 1GiB (KB/MB/GB are powers of 1000). Durations: 250ms, 5s, 1m, 1h, 1d.
 )";
 
@@ -152,7 +171,21 @@ int parseArgs(int argc, char** argv, Args* args) {
   return -1;
 }
 
+int checkCollect(const std::string& path) {
+  auto parsed = logsplice::config::parseCollectConfigFile(path);
+  for (const auto& e : parsed.errors) std::fprintf(stderr, "%s\n", e.toString().c_str());
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s: %zu error%s\n", path.c_str(), parsed.errors.size(),
+                 parsed.errors.size() == 1 ? "" : "s");
+    return kExitConfig;
+  }
+  std::printf("%s: ok (collector, %zu hosts with a token)\n", path.c_str(),
+              parsed.config->tokens.size());
+  return kExitOk;
+}
+
 int check(const std::string& path) {
+  if (logsplice::config::isCollectConfigFile(path)) return checkCollect(path);
   auto parsed = logsplice::config::parseConfigFile(path);
   for (const auto& e : parsed.errors) std::fprintf(stderr, "%s\n", e.toString().c_str());
   if (!parsed.ok()) {
@@ -217,6 +250,10 @@ int main(int argc, char** argv) {
   if (args.command == "run" || args.command == "check") {
     if (args.config.empty()) return usageError(args.command + " needs --config FILE");
     return args.command == "run" ? run(args) : check(args.config);
+  }
+  if (args.command == "collect") {
+    if (args.config.empty()) return usageError("collect needs --config FILE");
+    return logsplice::agent::collect::runCollect(args.config);
   }
   if (args.command == "status") {
     return logsplice::agent::runStatus(args.endpoint, args.watch, std::cout);

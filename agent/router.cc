@@ -126,7 +126,9 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   fs.input = f.inputName();
   fs.path = f.path();
   fs.source = std::make_shared<const outputs::SourceInfo>(
-      outputs::SourceInfo{fs.input, fs.path, baseName(f.path())});
+      outputs::SourceInfo{fs.input, fs.path, baseName(f.path()), f.identity().dev,
+                          f.identity().ino, f.identity().fingerprint,
+                          f.identity().fingerprint_len});
   fs.identity = f.identity();
   fs.generation = f.generation();
   fs.copy_mode = f.copyMode();
@@ -224,6 +226,18 @@ void Router::sinkRewound(outputs::Sink& s, const std::vector<Rewind>& rewinds) {
     }
   }
   schedule();
+}
+
+void Router::sinkHolds(outputs::Sink& s, uint64_t file_id, uint64_t generation,
+                       uint64_t offset) {
+  SinkSlot* slot = table_.slot(s.id());
+  FileRoute* fs = table_.file(file_id);
+  // With a fill in flight its completion sets the cursor: no jump then (the sink drops what
+  // its destination holds anyway).
+  if (!slot || slot->filling || !fs || !book_.skipTo(*fs, s.id(), generation, offset)) return;
+  if (slot->bound_file == file_id) slot->bound_file = 0;
+  planner_.refreshPending(file_id, *fs);
+  scheduleSoon();
 }
 
 // ---- scheduling ----

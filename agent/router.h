@@ -129,6 +129,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
                      uint64_t offset_end) override;
   void sinkReady(outputs::Sink& sink) override;
   void sinkRewound(outputs::Sink& sink, const std::vector<Rewind>& rewinds) override;
+  void sinkHolds(outputs::Sink& sink, uint64_t file_id, uint64_t generation,
+                 uint64_t offset) override;
 
  private:
   void schedule();

@@ -1020,6 +1020,9 @@ def main():
         scenario_kafka.run({"ws": ws, "run_reps": run_reps, "use_agent": use_agent, "CFG": CFG,
                             "Proc": Proc, "tool": tool, "log": log, "ROOT": ROOT,
                             "AGENT_BIN": AGENT_BIN})
+    if "collect" in scenarios:
+        import scenario_collect
+        scenario_collect.run(sys.modules[__name__], ws, run_reps, reps)
     save()
     if os.environ.get("LSB_KEEP") != "1":
         ws.clean_trials()

@@ -12,7 +12,8 @@ import statistics
 import sys
 
 BASELINE = {"catchup": "splice", "fanout": "tee+splice", "archive": "splice",
-            "events-syslog": "frame baseline (syslog)", "events-json": "frame baseline (json)"}
+            "events-syslog": "frame baseline (syslog)", "events-json": "frame baseline (json)",
+            "collect": "C baseline (splice socket->pipe->file)"}
 # A second CPU ratio where the target names another baseline (fan-out: <= 0.8x the copying
 # read-once-write-N).
 SECOND_BASELINE = {"fanout": "read once, write N"}
@@ -22,6 +23,7 @@ TITLES = {
     "archive": "Archive only: file → archive file on the same ext4",
     "events-syslog": "Events as syslog: file from the beginning → 1 receiver, RFC 5424 with octet counting",
     "events-json": "Events as JSON: file from the beginning → 1 receiver, one JSON object per line",
+    "collect": "Collector: agents catching up a file each → one receiver (the receiver's CPU)",
 }
 EVENTS_NOTE = ("Every line becomes one event, so every byte is read into userspace and framed: no "
                "splice here. The baseline is `bench/src/frame_baseline.c` (read 1 MiB blocks, cut lines, "
@@ -286,6 +288,14 @@ def main():
     if any(r["scenario"].startswith("kafka-") for r in results):
         import scenario_kafka
         L += scenario_kafka.report(results)
+    rs = by(results, "collect")
+    if rs:
+        L += ["## " + TITLES["collect"], "",
+              f"{rs[0].get('agents')} agents (`logsplice run`) each catch up the same file into one receiver; "
+              "CPU and RSS are the receiver's, MB/s counts every agent's bytes until the last landed. "
+              "`logsplice collect` (`type: logsplice` outputs, grouped fdatasync, index); the C baseline "
+              "`bench/src/mirror_rx.c` (raw `type: tcp`, splice socket → pipe → file, no fsync); rsyslog "
+              "imtcp → omfile (raw `type: tcp`, `%rawmsg%`).", ""] + transfer_table(rs, "collect", meta) + [""]
     bad = [r for r in results if not r.get("ok")]
     if bad:
         L += ["## Failed or incomplete runs", ""]

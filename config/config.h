@@ -159,6 +159,13 @@ struct KafkaOutput {
   std::vector<Mark> librdkafka_marks;
 };
 
+// `type: logsplice` output: a collector running `logsplice collect` (docs/protocol.md). The
+// connection keys are those of tcp (addresses, backoff, connect_timeout, keepalive).
+struct LogspliceOutput {
+  TcpOutput tcp;
+  std::string token;  // the shared token the collector holds for agent.hostname
+};
+
 // One `outputs:` entry. `inputs` is the routing: which inputs feed this sink.
 struct OutputConfig {
   std::string name;  // required, unique; only letters, digits, '_', '.' and '-'
@@ -167,7 +174,7 @@ struct OutputConfig {
   // Where each of `inputs` was written (same size as `inputs` when parsed, possibly empty when
   // built in code), so that a bad route is reported at its name.
   std::vector<Mark> input_marks;
-  std::variant<TcpOutput, ArchiveOutput, KafkaOutput> kind;
+  std::variant<TcpOutput, ArchiveOutput, KafkaOutput, LogspliceOutput> kind;
 };
 
 struct Config {

@@ -15,6 +15,7 @@
 #include "sys/error.h"
 #include "sys/host_port.h"
 #include "sys/unique_fd.h"
+#include "config/collect_keys.h"
 #include "config/event_keys.h"
 #include "config/event_keys_parse.h"
 #include "config/kafka_keys.h"
@@ -52,6 +53,8 @@ constexpr std::string_view kTcpKeys[] = {"addresses", "backoff",  "connect_timeo
                                          "keepalive", "format",   "framing",
                                          "facility",  "severity", "app_name",
                                          "tls"};
+constexpr std::string_view kLogspliceKeys[] = {"addresses", "backoff", "connect_timeout",
+                                               "keepalive", "token"};
 constexpr std::string_view kBackoffKeys[] = {"initial", "max"};
 constexpr std::string_view kArchiveKeys[] = {"dir", "rotate", "fsync", "fsync_interval"};
 constexpr std::string_view kRotateKeys[] = {"max_bytes", "max_age"};
@@ -66,7 +69,7 @@ constexpr std::pair<std::string_view, FsyncPolicy> kFsync[] = {
     {"rotate", FsyncPolicy::kRotate},
     {"interval", FsyncPolicy::kInterval}};
 
-enum class OutputType { kUnknown, kTcp, kArchive, kKafka };
+enum class OutputType { kUnknown, kTcp, kArchive, kKafka, kLogsplice };
 
 bool isValidName(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -227,6 +230,7 @@ class Parser {
     if (type.Scalar() == "tcp") return OutputType::kTcp;
     if (type.Scalar() == "archive") return OutputType::kArchive;
     if (type.Scalar() == "kafka") return OutputType::kKafka;
+    if (type.Scalar() == "logsplice") return OutputType::kLogsplice;
     return OutputType::kUnknown;
   }
 
@@ -244,18 +248,21 @@ class Parser {
           return yaml_.readMap(entry, kOutputKeys, where, "", {kArchiveKeys}, kTcpKeys, "tcp");
         case OutputType::kKafka:
           return yaml_.readMap(entry, kOutputKeys, where, "", {kafkaKeys()});
+        case OutputType::kLogsplice:
+          return yaml_.readMap(entry, kOutputKeys, where, "", {kLogspliceKeys}, kArchiveKeys,
+                               "archive");
         case OutputType::kUnknown:
           break;
       }
       // Without a known type, accept the keys of every type; the type error says enough.
-      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys, kafkaKeys()});
+      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys, kafkaKeys(), kLogspliceKeys});
     }();
     if (yaml_.require(fields, "name", where)) readName(fields, "output", output.name);
     if (yaml_.require(fields, "type", where)) {
-      const Field* f = yaml_.scalar(fields, "type", "tcp, archive or kafka");
+      const Field* f = yaml_.scalar(fields, "type", "tcp, archive, kafka or logsplice");
       if (f != nullptr && type == OutputType::kUnknown) {
         error(valueMark(*f), "unknown output type " + quote(f->value.Scalar()) +
-                                 " (expected tcp, archive or kafka)");
+                                 " (expected tcp, archive, kafka or logsplice)");
       }
     }
     if (yaml_.require(fields, "inputs", where)) {
@@ -275,6 +282,13 @@ class Parser {
       case OutputType::kKafka:
         parseKafkaKeys(yaml_, fields, output.kind.emplace<KafkaOutput>(), label);
         break;
+      case OutputType::kLogsplice: {
+        LogspliceOutput ls;
+        ls.tcp = parseTcp(fields, label);
+        parseLogspliceOutputKeys(yaml_, fields, "in " + label, ls);
+        output.kind = std::move(ls);
+        break;
+      }
       case OutputType::kUnknown:
         break;  // kept, so that its name and routes are still checked
     }

@@ -18,6 +18,12 @@ struct SourceInfo {
   std::string input;        // the input's name
   std::string path;         // the path the file had when it was first seen
   std::string source_name;  // its base name (archive naming)
+  // Who the file is when first seen (inputs::FileIdentity): the mirror output names its
+  // streams by it (docs/protocol.md).
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  uint64_t fingerprint = 0;
+  uint32_t fingerprint_len = 0;
 };
 
 // A run of one source file's bytes that the router put into a sink's pipe, in order. `newline`
@@ -60,6 +66,12 @@ class SinkListener {
     bool newline_owed;  // the '\n' for a break at `offset` was never acknowledged
   };
   virtual void sinkRewound(Sink& sink, const std::vector<Rewind>& rewinds) = 0;
+  // The sink's destination already holds file_id up to `offset` (a mirror collector answering
+  // a stream's durable length): the router may move the sink's cursor forward to the line
+  // start at or before it instead of reading those bytes again. A hint: bytes below `offset`
+  // that still reach the sink are its to drop.
+  virtual void sinkHolds(Sink& /*sink*/, uint64_t /*file_id*/, uint64_t /*generation*/,
+                         uint64_t /*offset*/) {}
 };
 
 enum class SinkState { kConnecting, kConnected, kBackoff, kPaused, kStopped };

@@ -8,6 +8,7 @@
 #include "outputs/event_framer.h"
 #include "outputs/kafka_framer.h"
 #include "outputs/kafka_sink.h"
+#include "outputs/mirror_sink.h"
 #include "outputs/multiline_stage.h"
 #include "outputs/tcp_event_sink.h"
 #include "outputs/tcp_sink.h"
@@ -70,6 +71,10 @@ std::unique_ptr<Sink> makeSink(uv_loop_t* loop, const config::OutputConfig& out,
       spdlog::error("output '{}': {}", out.name, err.toString());
     }
     return sink;
+  }
+  if (const auto* ls = std::get_if<config::LogspliceOutput>(&out.kind)) {
+    return std::make_unique<MirrorSink>(loop, out.name, *ls, agent.hostname, listener,
+                                        agent.pipe_bytes);
   }
   return std::make_unique<ArchiveSink>(loop, out.name, std::get<config::ArchiveOutput>(out.kind),
                                        listener, agent.pipe_bytes);

@@ -22,7 +22,7 @@ build_deps=(
   libuv1-dev libyaml-cpp-dev libspdlog-dev libfmt-dev catch2 libpcre2-dev libssl-dev openssl
   libsystemd-dev
   librdkafka-dev kcat
-  python3 clang-format logrotate netcat-openbsd procps
+  python3 clang-format logrotate netcat-openbsd procps strace
 )
 apt_install_missing "${build_deps[@]}"
 

@@ -285,8 +285,65 @@ std::string humanBytes(double bytes) {
   return buf;
 }
 
+// `logsplice collect`'s endpoint (logsplice_collect_*): one row per agent host.
+struct HostView {
+  double bytes = 0, acked = 0, streams = 0, sessions = 0, last_ack = 0;
+};
+
+std::string formatCollectStatus(const std::vector<PromSample>& now,
+                                const std::vector<PromSample>& before, double seconds) {
+  auto hostsOf = [](const std::vector<PromSample>& samples) {
+    std::map<std::string, HostView> hosts;
+    for (const PromSample& s : samples) {
+      if (s.label("host").empty()) continue;
+      HostView& h = hosts[s.label("host")];
+      if (s.name == "logsplice_collect_bytes_total") h.bytes = s.value;
+      if (s.name == "logsplice_collect_acked_bytes_total") h.acked = s.value;
+      if (s.name == "logsplice_collect_open_streams") h.streams = s.value;
+      if (s.name == "logsplice_collect_sessions_total") h.sessions = s.value;
+      if (s.name == "logsplice_collect_last_ack_timestamp_seconds") h.last_ack = s.value;
+    }
+    return hosts;
+  };
+  auto hosts = hostsOf(now);
+  auto prev = hostsOf(before);
+  std::ostringstream out;
+  if (hosts.empty()) out << "no agent has connected yet\n";
+  Table table({"HOST", "RECEIVED", "RATE", "ACKED", "STREAMS", "SESSIONS", "LAST ACK"},
+              {false, true, true, true, true, true, true});
+  double unix_now = static_cast<double>(std::time(nullptr));
+  for (const auto& [name, h] : hosts) {
+    std::string rate = "-";
+    auto it = prev.find(name);
+    if (!before.empty() && seconds > 0 && it != prev.end()) {
+      double delta = h.bytes - it->second.bytes;
+      rate = humanBytes((delta < 0 ? h.bytes : delta) / seconds) + "/s";
+    }
+    std::string last = "-";
+    if (h.last_ack > 0) {
+      last = formatCount(std::max(0.0, unix_now - h.last_ack)) + "s ago";
+    }
+    table.add({name, humanBytes(h.bytes), rate, humanBytes(h.acked), formatCount(h.streams),
+               formatCount(h.sessions), last});
+  }
+  if (!hosts.empty()) table.render(out, "");
+  double conns = 0, indexed = 0, refused = 0;
+  for (const PromSample& s : now) {
+    if (s.name == "logsplice_collect_connections") conns = s.value;
+    if (s.name == "logsplice_collect_streams") indexed = s.value;
+    if (s.name == "logsplice_collect_refused_connections_total") refused = s.value;
+  }
+  out << "\ncollector: " << formatCount(conns) << " connections, " << formatCount(indexed)
+      << " streams in the index, " << formatCount(refused) << " connections refused\n";
+  return out.str();
+}
+
 std::string formatStatus(const std::vector<PromSample>& now, const std::vector<PromSample>& before,
                          double seconds) {
+  bool collector = std::any_of(now.begin(), now.end(), [](const PromSample& s) {
+    return s.name == "logsplice_collect_connections";
+  });
+  if (collector) return formatCollectStatus(now, before, seconds);
   AgentView view = collect(now);
   AgentView prev = collect(before);
   bool have_rate = !before.empty() && seconds > 0;

@@ -32,6 +32,11 @@ class RecordingListener : public outputs::SinkListener {
     if (offset_end > d) d = offset_end;
   }
   void sinkReady(outputs::Sink&) override { ++ready; }
+  // (file id, offset) of each sinkHolds.
+  std::vector<std::pair<uint64_t, uint64_t>> holds;
+  void sinkHolds(outputs::Sink&, uint64_t file_id, uint64_t, uint64_t offset) override {
+    holds.emplace_back(file_id, offset);
+  }
   void sinkRewound(outputs::Sink&, const std::vector<Rewind>& r) override {
     rewinds.push_back(r);
     if (on_rewind) on_rewind(r);

@@ -871,3 +871,28 @@ TEST_CASE("Router: reload removes a sink and adds it back under a new id, resumi
   CHECK(a->received == content + more + last);
   CHECK(h.view(f, "b").delivered == content.size() + more.size() + last.size());
 }
+
+TEST_CASE("Router: sinkHolds moves a sink's cursor forward to a line start, never back") {
+  Harness h(4096);
+  FakeSink* a = h.addSink("a");
+  FakeSink* b = h.addSink("b");
+  a->setCanDeliver(false);
+  std::string p = h.path("app.log");
+  std::string content = numberedLines(0, 20, 20);  // 20-byte lines
+  writeFile(p, content);
+  auto& f = h.follow(p);
+  REQUIRE(h.waitFor([&] { return b->received.size() == content.size(); }));
+  CHECK(h.view(f, "a").cursor == 0);
+  // Its destination holds 105 bytes: the cursor goes to the start of that line (100).
+  h.router().sinkHolds(*a, f.id(), f.generation(), 105);
+  CHECK(h.view(f, "a").cursor == 100);
+  // Not backward, not past what the file holds, not for another generation.
+  h.router().sinkHolds(*a, f.id(), f.generation(), 50);
+  h.router().sinkHolds(*a, f.id(), f.generation(), content.size() + 1);
+  h.router().sinkHolds(*a, f.id(), f.generation() + 1, 300);
+  CHECK(h.view(f, "a").cursor == 100);
+  a->setCanDeliver(true);
+  REQUIRE(h.waitFor([&] { return h.view(f, "a").delivered == content.size(); }));
+  CHECK(a->received == content.substr(100));
+  CHECK(b->received == content);
+}

@@ -304,3 +304,30 @@ TEST_CASE("fetchMetrics times out on a peer that never answers", "[status_client
   CHECK(took >= 200ms);
   CHECK(took < 2s);
 }
+
+TEST_CASE("formatStatus shows a collector's hosts", "[status_client]") {
+  const char* before = R"(logsplice_collect_connections 1
+logsplice_collect_bytes_total{host="web-1"} 1000
+)";
+  const char* now = R"(logsplice_collect_connections 2
+logsplice_collect_refused_connections_total 3
+logsplice_collect_streams 7
+logsplice_collect_open_streams{host="web-1"} 2
+logsplice_collect_bytes_total{host="web-1"} 5000
+logsplice_collect_acked_bytes_total{host="web-1"} 4096
+logsplice_collect_sessions_total{host="web-1"} 1
+logsplice_collect_last_ack_timestamp_seconds{host="web-1"} 0
+logsplice_collect_open_streams{host="web-2"} 1
+logsplice_collect_bytes_total{host="web-2"} 10
+logsplice_collect_bytes_copied_total 0
+)";
+  std::string text = formatStatus(parse(now), parse(before), 2.0);
+  INFO(text);
+  CHECK(text.find("HOST") != std::string::npos);
+  CHECK(text.find("web-1") != std::string::npos);
+  CHECK(text.find("web-2") != std::string::npos);
+  CHECK(text.find("2.0 KiB/s") != std::string::npos);  // (5000 - 1000) / 2 s
+  CHECK(text.find("2 connections, 7 streams in the index, 3 connections refused") !=
+        std::string::npos);
+  CHECK(text.find("SINK") == std::string::npos);  // not the agent's table
+}

@@ -1,0 +1,105 @@
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "agent/collect/mirror_store.h"
+#include "outputs/mirror_protocol.h"
+#include "sys/pipe.h"
+#include "sys/unique_fd.h"
+#include "sys/uv_handle.h"
+
+namespace logsplice::agent::collect {
+
+class CollectServer;
+
+// One agent's connection to the collector: a state machine over the socket (docs/protocol.md).
+// Headers and control bodies are read with recv into bounded buffers, never past the message;
+// a DATA frame's payload is moved socket -> pipe -> mirror file with splice at the stated
+// offset and never enters our memory. Bytes below the mirror's written end are a replay and go
+// to /dev/null; a frame past it is a gap (a protocol error). Any protocol error closes this
+// connection only, with a logged reason. Disk full pauses it (no reading, no acks) and retries.
+// Loop thread only; the server owns it.
+class CollectConnection {
+ public:
+  CollectConnection(CollectServer& server, uv_loop_t* loop, sys::UniqueFd sock, std::string peer,
+                    uint64_t id);
+  ~CollectConnection();
+  CollectConnection(const CollectConnection&) = delete;
+  CollectConnection& operator=(const CollectConnection&) = delete;
+
+  sys::Error start();
+  uint64_t id() const { return id_; }
+  const std::string& peer() const { return peer_; }
+  const std::string& host() const { return host_; }
+  bool authenticated() const { return phase_ == Phase::kReady; }
+  uint64_t lastActivityMs() const { return last_activity_ms_; }
+  bool midMessage() const { return have_ > 0 || data_left_ > 0 || body_need_ > 0; }
+  size_t streams() const { return streams_.size(); }
+  // Disk full: waiting for a write to succeed (not the agent's stall).
+  bool paused() const { return paused_; }
+
+  // Sends an ERROR with `reason`, logs it, and asks the server to drop this connection.
+  void abort(outputs::mirror::ErrorCode code, const std::string& reason);
+  // Stops reading and writing and gives its streams back (the server drops it).
+  void shutdown();
+  // Queues ACKs for the streams of `f` this connection has open.
+  void synced(const MirrorFile& f);
+
+ private:
+  enum class Phase { kHello, kReady, kClosing };
+  struct StreamRef {
+    MirrorFile* file = nullptr;
+    uint64_t acked = 0;
+  };
+
+  void onPoll(int status, int events);
+  void readLoop();
+  // Moves the pipe's bytes to the mirror (or /dev/null for a replay). False when it cannot
+  // go on now (disk full: paused; or the connection was aborted).
+  bool flushPipe();
+  void handleHeader();
+  void handleMessage();
+  void handleHello();
+  void handleOpen();
+  void handleData();
+  void send(const std::string& msg);
+  void flushOut();
+  void updatePoll();
+  void releaseAll();
+
+  CollectServer& server_;
+  uv_loop_t* loop_;
+  std::string peer_;
+  uint64_t id_;
+  Phase phase_ = Phase::kHello;
+  std::string host_;
+  std::string instance_;
+  uint64_t last_activity_ms_ = 0;
+  // The message being read.
+  char header_[outputs::mirror::kHeaderBytes];
+  size_t have_ = 0;
+  outputs::mirror::Header cur_;
+  std::string body_;
+  size_t body_need_ = 0;
+  // The DATA frame being moved.
+  uint64_t data_left_ = 0;  // payload bytes still in the socket
+  uint64_t skip_left_ = 0;  // of the bytes in the pipe and to come, this many are a replay
+  uint64_t in_pipe_ = 0;    // payload bytes in the pipe
+  uint64_t write_off_ = 0;  // the mirror offset of the next byte written
+  MirrorFile* data_file_ = nullptr;
+  bool paused_ = false;  // disk full: waiting for the retry timer
+  std::map<uint32_t, StreamRef> streams_;
+  std::string out_;
+  sys::Pipe pipe_;
+  sys::UniqueFd sock_;
+  // After sock_: closed (poll stopped) before the socket.
+  sys::UvHandle<uv_poll_t> poll_;
+  sys::UvHandle<uv_timer_t> retry_;
+  int poll_events_ = 0;
+};
+
+}  // namespace logsplice::agent::collect
