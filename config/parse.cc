@@ -17,6 +17,7 @@
 #include "sys/unique_fd.h"
 #include "config/event_keys.h"
 #include "config/event_keys_parse.h"
+#include "config/relp_keys.h"
 #include "config/tls_keys.h"
 #include "config/validate.h"
 #include "config/yaml_reader.h"
@@ -65,7 +66,7 @@ constexpr std::pair<std::string_view, FsyncPolicy> kFsync[] = {
     {"rotate", FsyncPolicy::kRotate},
     {"interval", FsyncPolicy::kInterval}};
 
-enum class OutputType { kUnknown, kTcp, kArchive };
+enum class OutputType { kUnknown, kTcp, kArchive, kRelp };
 
 bool isValidName(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -225,6 +226,7 @@ class Parser {
     if (!type.IsDefined() || !type.IsScalar()) return OutputType::kUnknown;
     if (type.Scalar() == "tcp") return OutputType::kTcp;
     if (type.Scalar() == "archive") return OutputType::kArchive;
+    if (type.Scalar() == "relp") return OutputType::kRelp;
     return OutputType::kUnknown;
   }
 
@@ -240,18 +242,20 @@ class Parser {
           return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys}, kArchiveKeys, "archive");
         case OutputType::kArchive:
           return yaml_.readMap(entry, kOutputKeys, where, "", {kArchiveKeys}, kTcpKeys, "tcp");
+        case OutputType::kRelp:
+          return yaml_.readMap(entry, kOutputKeys, where, "", {kRelpKeys}, kArchiveKeys, "archive");
         case OutputType::kUnknown:
           break;
       }
       // Without a known type, accept the keys of every type; the type error says enough.
-      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys});
+      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys, kRelpKeys});
     }();
     if (yaml_.require(fields, "name", where)) readName(fields, "output", output.name);
     if (yaml_.require(fields, "type", where)) {
-      const Field* f = yaml_.scalar(fields, "type", "tcp or archive");
+      const Field* f = yaml_.scalar(fields, "type", "tcp, relp or archive");
       if (f != nullptr && type == OutputType::kUnknown) {
-        error(valueMark(*f),
-              "unknown output type " + quote(f->value.Scalar()) + " (expected tcp or archive)");
+        error(valueMark(*f), "unknown output type " + quote(f->value.Scalar()) +
+                                 " (expected tcp, relp or archive)");
       }
     }
     if (yaml_.require(fields, "inputs", where)) {
@@ -268,14 +272,20 @@ class Parser {
       case OutputType::kArchive:
         output.kind = parseArchive(fields, label);
         break;
+      case OutputType::kRelp: {
+        RelpOutput relp;
+        relp.tcp = parseTcp(fields, label, relpTransportDefaults());
+        parseRelpKeys(yaml_, fields, relp);
+        output.kind = std::move(relp);
+        break;
+      }
       case OutputType::kUnknown:
         break;  // kept, so that its name and routes are still checked
     }
     return output;
   }
 
-  TcpOutput parseTcp(const Fields& fields, const std::string& label) {
-    TcpOutput tcp;
+  TcpOutput parseTcp(const Fields& fields, const std::string& label, TcpOutput tcp = {}) {
     std::string where = "in " + label;
     if (yaml_.require(fields, "addresses", where)) {
       std::vector<std::string> texts;

@@ -82,7 +82,9 @@ class Validator {
           error(at, label + " lists input '" + input + "' more than once");
         }
       }
-      if (const auto* tcp = std::get_if<TcpOutput>(&output.kind)) {
+      const TcpOutput* tcp = std::get_if<TcpOutput>(&output.kind);
+      if (const auto* relp = std::get_if<RelpOutput>(&output.kind)) tcp = &relp->tcp;
+      if (tcp != nullptr) {
         if (tcp->backoff.initial > tcp->backoff.max) {
           error(output.mark, "'backoff.initial' (" + formatMillis(tcp->backoff.initial) +
                                  ") is greater than 'backoff.max' (" +

@@ -554,7 +554,7 @@ outputs:
     type: kafka
     inputs: [nginx]
 )",
-                            "unknown output type 'kafka' (expected tcp or archive)");
+                            "unknown output type 'kafka' (expected tcp, relp or archive)");
   checkMark(e, 5, 11);
 }
 
@@ -767,7 +767,7 @@ outputs:
       {12, "missing required key 'addresses' in output 'central'"},
       {14, "unknown key 'adresses' in output 'central' (did you mean 'addresses'?)"},
       {15, "output 'central' routes from unknown input 'ngnix'"},
-      {17, "unknown output type 'kafka' (expected tcp or archive)"},
+      {17, "unknown output type 'kafka' (expected tcp, relp or archive)"},
   };
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO("error " << i << ": " << r.errors[i].toString());
