@@ -77,6 +77,7 @@ void RelpEventSink::resetSession() {
   sock_out_.clear();
   sock_off_ = 0;
   window_.reset(relp::nextTxnr(kOpenTxnr));
+  acked_reported_ = 0;
 }
 
 void RelpEventSink::connectionUp() {
@@ -224,8 +225,17 @@ void RelpEventSink::onRelpBytes(const char* data, size_t len) {
     }
     if (!onFrame(frame) || seq != session_seq_) return;
   }
-  // Answers made room in the window: send what waits.
+  // The answers of this read, reported at once (per file, not per answer); they made room in
+  // the window: send what waits.
+  reportAcks();
   if (eventsInFlight() < in_flight_before && canDeliver()) drain();
+}
+
+void RelpEventSink::reportAcks() {
+  if (opened_ && window_.ackedWire() > acked_reported_) {
+    acked_reported_ = window_.ackedWire();
+    acknowledgedWire(acked_reported_);
+  }
 }
 
 bool RelpEventSink::onFrame(const relp::Frame& frame) {
@@ -295,10 +305,8 @@ bool RelpEventSink::onRsp(const relp::Frame& frame, const relp::Rsp& rsp) {
   }
   switch (window_.acknowledge(frame.txnr)) {
     case RelpWindow::Ack::kAdvanced:
-      acknowledgedWire(window_.ackedWire());
-      return true;
     case RelpWindow::Ack::kHeld:
-      return true;
+      return true;  // reported after the read (onRelpBytes)
     case RelpWindow::Ack::kUnknown:
       break;
   }
@@ -336,6 +344,7 @@ void RelpEventSink::breakSession(const std::string& why) {
 }
 
 void RelpEventSink::connectionDown(bool was_connected) {
+  reportAcks();  // what was answered before the break is delivered, not resent
   const bool was_open = opened_;
   const bool closing = session_ == Session::kClosing;
   resetSession();
@@ -378,9 +387,10 @@ void RelpEventSink::connectionAckTick() {
 }
 
 void RelpEventSink::pollAcknowledged() {
-  // Answers arrive on their own; this only lets go of queued entries that frame nothing
+  // Answers arrive on their own; this also lets go of queued entries that frame nothing
   // (a '\n' that ended no line) behind the answered frames.
-  if (opened_) acknowledgedWire(window_.ackedWire());
+  reportAcks();
+  if (opened_) acknowledgedWire(acked_reported_);
 }
 
 void RelpEventSink::refreshDelivery() {
@@ -407,6 +417,7 @@ void RelpEventSink::stop() {
 }
 
 void RelpEventSink::finishClose() {
+  reportAcks();
   if (session_ == Session::kClosing) spdlog::debug("output '{}': RELP session closed", name());
   conn_.stop();
   resetSession();

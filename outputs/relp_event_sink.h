@@ -110,6 +110,8 @@ class RelpEventSink : private detail::RelpWindowHolder, public EventSink,
   void sessionOpen();
   void resetSession();
   void finishClose();
+  // Reports the answered prefix (acknowledgedWire) if it moved: once per read, not per answer.
+  void reportAcks();
 
   config::RelpOutput cfg_;
   size_t pipe_bytes_;
@@ -123,6 +125,7 @@ class RelpEventSink : private detail::RelpWindowHolder, public EventSink,
   uint64_t session_started_ms_ = 0;
   uint64_t session_seq_ = 0;       // bumped when a session ends: stale work stops
   uint32_t close_txnr_ = 0;
+  uint64_t acked_reported_ = 0;  // window_.ackedWire() last passed to acknowledgedWire()
   std::string sock_out_;  // bytes not yet taken by the socket
   size_t sock_off_ = 0;
   std::string plain_in_;  // scratch for decrypted bytes
