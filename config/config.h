@@ -137,7 +137,7 @@ struct TcpOutput {
 // with octet counting, which is RELP's own frame ("DATALEN SP DATA").
 struct RelpOutput {
   TcpOutput tcp;
-  uint64_t window = 128;  // syslog frames sent and not yet answered, at most
+  uint64_t window = 4096;  // syslog frames sent and not yet answered, at most (docs/relp.md)
   Millis timeout{10000};  // an unanswered frame older than this breaks the session
 };
 

@@ -1,5 +1,5 @@
 // `type: relp` outputs: every key read (the transport keys shared with tcp, window, timeout),
-// defaults (syslog with octet counting, window 128, timeout 10 s), and bad keys and values
+// defaults (syslog with octet counting, window 4096, timeout 10 s), and bad keys and values
 // reported at their file:line:col.
 
 #include "config/relp_keys.h"
@@ -72,7 +72,7 @@ TEST_CASE("relp: defaults; multiline inputs are allowed", "[config][relp]") {
       "    inputs: [app]\n"
       "    addresses: [\"127.0.0.1:2514\"]\n");
   const RelpOutput& r = relpOf(c);
-  CHECK(r.window == 128);
+  CHECK(r.window == 4096);
   CHECK(r.timeout == Millis(10000));
   CHECK(r.tcp.format == EventFormat::kSyslog);
   CHECK(r.tcp.framing == Framing::kOctetCounting);
