@@ -1012,6 +1012,9 @@ def main():
         run_reps(f"events-live-{rate}", cs,
                  lambda c: live_trial(ws, c, rate, CFG["live_seconds"], rx_mode="octet",
                                       scenario="events-live"), CFG["live_reps"] or reps)
+    if "relp" in scenarios:
+        import scenario_relp  # bench/scenario_relp.py: relp output vs rsyslog omrelp
+        scenario_relp.run(sys.modules[__name__], ws, run_reps, reps, use_agent)
     save()
     if os.environ.get("LSB_KEEP") != "1":
         ws.clean_trials()

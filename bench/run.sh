@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One command for the logsplice benchmarks.
 #
-#   bench/run.sh [--quick] [catchup] [fanout] [archive] [live] [outage] [glob] [zerocopy]
+#   bench/run.sh [--quick] [catchup] [fanout] [archive] [live] [outage] [glob] [zerocopy] [relp]
 #
 # Installs what it needs (Debian packages: rsyslog, strace, python3-matplotlib, and a private
 # syslog-ng via bench/peers/install.sh), builds bench/build/, runs the scenarios (all by
