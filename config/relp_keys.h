@@ -10,10 +10,10 @@ namespace logsplice::config {
 // The keys of a `type: relp` output besides name, type and inputs: the transport keys it shares
 // with a tcp output (read by the tcp parser into RelpOutput::tcp), and its own.
 inline constexpr std::string_view kRelpKeys[] = {
-    "addresses", "backoff",  "connect_timeout", "keepalive", "facility",
-    "severity",  "app_name", "tls",             "window",    "timeout"};
+    "addresses", "backoff", "connect_timeout", "keepalive", "facility", "severity",
+    "app_name",  "tls",     "window",          "timeout"};
 
-// The frames a relp output keeps unanswered at most, by default and at most.
+// The largest window a relp output may have (frames unanswered at once).
 inline constexpr uint64_t kRelpMaxWindow = 65536;
 
 // What the tcp parser starts from for a relp output: syslog events with octet counting (there

@@ -332,8 +332,8 @@ void RelpEventSink::protocolError(const std::string& why) {
 
 void RelpEventSink::breakSession(const std::string& why) {
   if (why != last_refusal_) {
-    spdlog::warn("output '{}': {} ({}); resending from the first unacknowledged event", name(),
-                 why, conn_.currentPeer());
+    spdlog::warn("output '{}': {} ({}); resending from the first unacknowledged event", name(), why,
+                 conn_.currentPeer());
     last_refusal_ = why;
   }
   if (session_ == Session::kClosing) {
@@ -455,8 +455,8 @@ void RelpEventSink::collectMetrics(sys::MetricWriter& w) const {
             static_cast<double>(timeouts_));
   w.counter("logsplice_relp_sessions_total", "RELP sessions opened.", by_output,
             static_cast<double>(sessions_opened_));
-  w.gauge("logsplice_relp_window_used", "RELP syslog frames sent and not yet answered.",
-          by_output, static_cast<double>(window_.unanswered()));
+  w.gauge("logsplice_relp_window_used", "RELP syslog frames sent and not yet answered.", by_output,
+          static_cast<double>(window_.unanswered()));
   w.gauge("logsplice_relp_window_size", "The most RELP frames this output leaves unanswered.",
           by_output, static_cast<double>(limits().max_events_in_flight));
   if (cfg_.tcp.tls) {

@@ -48,7 +48,8 @@ struct RelpWindowHolder {
 // over memory BIOs (TlsSession); the answers, not the TCP stack, say what was delivered.
 // Memory is bounded as for every event sink (the window caps the frames in flight; resends are
 // read again from the files). Loop thread only; the loop and the listener must outlive it.
-class RelpEventSink : private detail::RelpWindowHolder, public EventSink,
+class RelpEventSink : private detail::RelpWindowHolder,
+                      public EventSink,
                       private TcpConnection::Handler {
  public:
   enum class Session { kNone, kHandshake, kOpening, kOpen, kClosing };
@@ -121,12 +122,12 @@ class RelpEventSink : private detail::RelpWindowHolder, public EventSink,
   std::unique_ptr<TlsSession> tls_;
   relp::Parser parser_;
   Session session_ = Session::kNone;
-  bool opened_ = false;            // events may have been read out since the connect
+  bool opened_ = false;  // events may have been read out since the connect
   uint64_t session_started_ms_ = 0;
-  uint64_t session_seq_ = 0;       // bumped when a session ends: stale work stops
+  uint64_t session_seq_ = 0;  // bumped when a session ends: stale work stops
   uint32_t close_txnr_ = 0;
   uint64_t acked_reported_ = 0;  // window_.ackedWire() last passed to acknowledgedWire()
-  std::string sock_out_;  // bytes not yet taken by the socket
+  std::string sock_out_;         // bytes not yet taken by the socket
   size_t sock_off_ = 0;
   std::string plain_in_;  // scratch for decrypted bytes
   std::function<void()> on_closed_;

@@ -20,7 +20,9 @@ namespace logsplice::outputs::relp {
 
 constexpr uint32_t kMaxTxnr = 999'999'999;
 // Transaction numbers after `txnr`: they wrap to 1, never to the hint number 0.
-constexpr uint32_t nextTxnr(uint32_t txnr) { return txnr >= kMaxTxnr ? 1 : txnr + 1; }
+constexpr uint32_t nextTxnr(uint32_t txnr) {
+  return txnr >= kMaxTxnr ? 1 : txnr + 1;
+}
 
 // What this client says in its `open`: version 0 (what librelp speaks), who it is, and that it
 // sends `syslog` commands only.

@@ -19,8 +19,8 @@ void RelpWindow::framed(uint64_t bytes) {
 
 long RelpWindow::indexOf(uint32_t txnr) const {
   if (txnr == 0 || txnr > relp::kMaxTxnr || txns_.empty()) return -1;
-  uint64_t d = txnr >= front_txnr_ ? txnr - front_txnr_
-                                   : uint64_t{txnr} + relp::kMaxTxnr - front_txnr_;
+  uint64_t d =
+      txnr >= front_txnr_ ? txnr - front_txnr_ : uint64_t{txnr} + relp::kMaxTxnr - front_txnr_;
   return d < txns_.size() ? static_cast<long>(d) : -1;
 }
 

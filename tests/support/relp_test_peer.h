@@ -31,7 +31,7 @@ class RelpTestPeer {
   bool auto_ack = false;          // answer each syslog frame with 200 as it arrives
   bool answer_open = true;        // answer `open` with 200 and commands=syslog
   std::string open_offers = "relp_version=0\nrelp_software=test\ncommands=syslog";
-  size_t answered = 0;            // frames looked at by the auto answers
+  size_t answered = 0;  // frames looked at by the auto answers
 
   // Reads what arrived and cuts it into frames; answers as configured.
   void pump() {

@@ -35,14 +35,15 @@ const RelpOutput& relpOf(const Config& c) {
 }  // namespace
 
 TEST_CASE("relp: every key is read", "[config][relp]") {
-  Config c = parseOk(withRelp("    window: 512\n"
-                              "    timeout: 3s\n"
-                              "    backoff: { initial: 50ms, max: 2s }\n"
-                              "    connect_timeout: 1s\n"
-                              "    keepalive: 10s\n"
-                              "    facility: local3\n"
-                              "    severity: warning\n"
-                              "    app_name: web\n"));
+  Config c =
+      parseOk(withRelp("    window: 512\n"
+                       "    timeout: 3s\n"
+                       "    backoff: { initial: 50ms, max: 2s }\n"
+                       "    connect_timeout: 1s\n"
+                       "    keepalive: 10s\n"
+                       "    facility: local3\n"
+                       "    severity: warning\n"
+                       "    app_name: web\n"));
   const RelpOutput& r = relpOf(c);
   CHECK(r.window == 512);
   CHECK(r.timeout == Millis(3000));
@@ -109,15 +110,17 @@ TEST_CASE("relp: bad keys and values are errors at their line and column", "[con
 }
 
 TEST_CASE("relp: a tls block is read as for tcp; ktls: require is refused", "[config][relp]") {
-  ParseResult r = parse(withRelp("    tls:\n"
-                                 "      verify: false\n"
-                                 "      ktls: require\n"));
+  ParseResult r =
+      parse(withRelp("    tls:\n"
+                     "      verify: false\n"
+                     "      ktls: require\n"));
   INFO(allErrors(r));
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].mark.line == 10);  // at the tls map
   CHECK(r.errors[0].message.find("ktls: require") != std::string::npos);
-  Config c = parseOk(withRelp("    tls:\n"
-                              "      verify: false\n"));
+  Config c =
+      parseOk(withRelp("    tls:\n"
+                       "      verify: false\n"));
   REQUIRE(relpOf(c).tcp.tls.has_value());
   CHECK_FALSE(relpOf(c).tcp.tls->verify);
 }

@@ -91,7 +91,9 @@ struct Fixture {
     }));
     return p;
   }
-  void feed(uint64_t offset, const std::string& bytes) { feeder.feed(*sink, 1, "in", offset, bytes); }
+  void feed(uint64_t offset, const std::string& bytes) {
+    feeder.feed(*sink, 1, "in", offset, bytes);
+  }
   // Runs until `p` has received `n` syslog frames.
   void waitFrames(RelpTestPeer& p, size_t n) {
     REQUIRE(loop.waitFor([&] {

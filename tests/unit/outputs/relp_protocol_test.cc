@@ -15,7 +15,9 @@ using namespace logsplice::outputs;
 
 namespace {
 
-relp::Parser::Result nextOf(relp::Parser& p, relp::Frame& f) { return p.next(f); }
+relp::Parser::Result nextOf(relp::Parser& p, relp::Frame& f) {
+  return p.next(f);
+}
 
 }  // namespace
 
@@ -59,14 +61,14 @@ TEST_CASE("relp parser: frames in pieces, empty data, several in one read") {
 
 TEST_CASE("relp parser: hostile bytes are errors and the parser stays failed") {
   const char* bad[] = {
-      "x rsp 6 200 OK\n",            // txnr not digits
-      "1234567890 rsp 6 200 OK\n",   // txnr over 9 digits
-      "1 r$p 6 200 OK\n",            // command not letters
-      "1 rsp 1234567890 a\n",        // datalen over 9 digits
-      "1 rsp 65537 ",                // datalen over the answer bound
-      "1 rsp 6 200 OKX",             // no LF trailer
-      "1 rsp 6\n",                   // no data after a length
-      "1  rsp 6 200 OK\n",           // two spaces
+      "x rsp 6 200 OK\n",                              // txnr not digits
+      "1234567890 rsp 6 200 OK\n",                     // txnr over 9 digits
+      "1 r$p 6 200 OK\n",                              // command not letters
+      "1 rsp 1234567890 a\n",                          // datalen over 9 digits
+      "1 rsp 65537 ",                                  // datalen over the answer bound
+      "1 rsp 6 200 OKX",                               // no LF trailer
+      "1 rsp 6\n",                                     // no data after a length
+      "1  rsp 6 200 OK\n",                             // two spaces
       "1 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa 0\n",  // command over 32 letters
   };
   for (const char* text : bad) {
@@ -113,7 +115,8 @@ TEST_CASE("relp rsp data, offers and frames") {
   std::string offers = relp::openOffers();
   CHECK(offers.rfind("relp_version=0\nrelp_software=logsplice,", 0) == 0);
   CHECK(relp::offersCommand(offers, "syslog"));
-  CHECK(relp::printable(std::string("a\x01\xff" "b")) == "a??b");
+  CHECK(relp::printable(std::string("a\x01\xff"
+                                    "b")) == "a??b");
   CHECK(relp::nextTxnr(5) == 6);
   CHECK(relp::nextTxnr(999'999'999) == 1);
 }
@@ -136,8 +139,8 @@ TEST_CASE("relp window: answered prefix, held out-of-order answers, unknown numb
   CHECK(w.acknowledge(2) == RelpWindow::Ack::kAdvanced);
   CHECK(w.ackedWire() == 20);  // 2 and the held 3
   CHECK(w.unanswered() == 2);
-  CHECK(w.acknowledge(2) == RelpWindow::Ack::kUnknown);   // left the window
-  CHECK(w.acknowledge(9) == RelpWindow::Ack::kUnknown);   // never sent
+  CHECK(w.acknowledge(2) == RelpWindow::Ack::kUnknown);  // left the window
+  CHECK(w.acknowledge(9) == RelpWindow::Ack::kUnknown);  // never sent
   CHECK(w.acknowledge(0) == RelpWindow::Ack::kUnknown);
   CHECK(w.oldestTxnr() == 4);
   clock.advanceMs(250);
