@@ -210,7 +210,12 @@ std::string describe(const config::OutputConfig& o, const config::Config& cfg) {
   std::ostringstream s;
   s << o.name << '|';
   for (const auto& i : o.inputs) s << i << ',';
-  if (const auto* t = std::get_if<config::TcpOutput>(&o.kind)) {
+  const config::TcpOutput* t = std::get_if<config::TcpOutput>(&o.kind);
+  if (const auto* relp = std::get_if<config::RelpOutput>(&o.kind)) {
+    s << "relp|" << relp->window << ',' << relp->timeout.count() << '|';
+    t = &relp->tcp;
+  }
+  if (t != nullptr) {
     s << "tcp|";
     for (const auto& a : t->addresses) s << a.toString() << ',';
     s << t->backoff.initial.count() << ',' << t->backoff.max.count() << ','

@@ -95,6 +95,13 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     app_name: INPUT                 syslog only: APP-NAME; default the input's name
     inputs: [NAME, ...]             routing: which inputs feed this output
   - name: NAME
+    type: relp                      RELP (rsyslog imrelp): RFC 5424 events, each delivered once
+                                    the collector answered it (docs/relp.md)
+    addresses, backoff, connect_timeout, keepalive, facility, severity, app_name, tls: as tcp
+    window: 4096                    syslog frames sent and not yet answered, at most
+    timeout: 10s                    an unanswered frame older than this breaks the session
+    inputs: [NAME, ...]
+  - name: NAME
     type: archive
     dir: PATH                       files go to DIR/INPUT/SOURCE/YYYY-MM-DD/HHMMSS_NNN.log (UTC)
     rotate: { max_bytes: 1GiB, max_age: 1h }

@@ -1023,6 +1023,9 @@ def main():
     if "collect" in scenarios:
         import scenario_collect
         scenario_collect.run(sys.modules[__name__], ws, run_reps, reps)
+    if "relp" in scenarios:
+        import scenario_relp  # bench/scenario_relp.py: relp output vs rsyslog omrelp
+        scenario_relp.run(sys.modules[__name__], ws, run_reps, reps, use_agent)
     save()
     if os.environ.get("LSB_KEEP") != "1":
         ws.clean_trials()

@@ -2,7 +2,7 @@
 # One command for the logsplice benchmarks.
 #
 #   bench/run.sh [--quick] [catchup] [fanout] [archive] [live] [outage] [glob] [zerocopy] [events] [tls]
-#                [kafka] [collect]
+#                [kafka] [collect] [relp]
 #
 # Installs what it needs (Debian packages: rsyslog, rsyslog-openssl, libssl-dev, strace,
 # python3-matplotlib, and a private syslog-ng via bench/peers/install.sh), builds bench/build/,

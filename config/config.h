@@ -131,6 +131,16 @@ struct TcpOutput {
   std::optional<TlsConfig> tls;               // absent = plain TCP
 };
 
+// `type: relp` output (config/relp_keys.cc): events over RELP, each acknowledged by the
+// collector. `tcp` holds the keys it shares with a tcp output (addresses, backoff,
+// connect_timeout, keepalive, facility, severity, app_name, tls); its format is always syslog
+// with octet counting, which is RELP's own frame ("DATALEN SP DATA").
+struct RelpOutput {
+  TcpOutput tcp;
+  uint64_t window = 4096;  // syslog frames sent and not yet answered, at most (docs/relp.md)
+  Millis timeout{10000};  // an unanswered frame older than this breaks the session
+};
+
 enum class FsyncPolicy { kNever, kRotate, kInterval };
 
 // `type: archive` output.
@@ -174,7 +184,7 @@ struct OutputConfig {
   // Where each of `inputs` was written (same size as `inputs` when parsed, possibly empty when
   // built in code), so that a bad route is reported at its name.
   std::vector<Mark> input_marks;
-  std::variant<TcpOutput, ArchiveOutput, KafkaOutput, LogspliceOutput> kind;
+  std::variant<TcpOutput, ArchiveOutput, KafkaOutput, LogspliceOutput, RelpOutput> kind;
 };
 
 struct Config {

@@ -19,6 +19,7 @@
 #include "config/event_keys.h"
 #include "config/event_keys_parse.h"
 #include "config/kafka_keys.h"
+#include "config/relp_keys.h"
 #include "config/tls_keys.h"
 #include "config/validate.h"
 #include "config/yaml_reader.h"
@@ -69,7 +70,7 @@ constexpr std::pair<std::string_view, FsyncPolicy> kFsync[] = {
     {"rotate", FsyncPolicy::kRotate},
     {"interval", FsyncPolicy::kInterval}};
 
-enum class OutputType { kUnknown, kTcp, kArchive, kKafka, kLogsplice };
+enum class OutputType { kUnknown, kTcp, kArchive, kKafka, kLogsplice, kRelp };
 
 bool isValidName(std::string_view name) {
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -231,6 +232,7 @@ class Parser {
     if (type.Scalar() == "archive") return OutputType::kArchive;
     if (type.Scalar() == "kafka") return OutputType::kKafka;
     if (type.Scalar() == "logsplice") return OutputType::kLogsplice;
+    if (type.Scalar() == "relp") return OutputType::kRelp;
     return OutputType::kUnknown;
   }
 
@@ -251,18 +253,20 @@ class Parser {
         case OutputType::kLogsplice:
           return yaml_.readMap(entry, kOutputKeys, where, "", {kLogspliceKeys}, kArchiveKeys,
                                "archive");
+        case OutputType::kRelp:
+          return yaml_.readMap(entry, kOutputKeys, where, "", {kRelpKeys}, kArchiveKeys, "archive");
         case OutputType::kUnknown:
           break;
       }
       // Without a known type, accept the keys of every type; the type error says enough.
-      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys, kafkaKeys(), kLogspliceKeys});
+      return yaml_.readMap(entry, kOutputKeys, where, "", {kTcpKeys, kArchiveKeys, kafkaKeys(), kLogspliceKeys, kRelpKeys});
     }();
     if (yaml_.require(fields, "name", where)) readName(fields, "output", output.name);
     if (yaml_.require(fields, "type", where)) {
-      const Field* f = yaml_.scalar(fields, "type", "tcp, archive, kafka or logsplice");
+      const Field* f = yaml_.scalar(fields, "type", "tcp, relp, archive, kafka or logsplice");
       if (f != nullptr && type == OutputType::kUnknown) {
         error(valueMark(*f), "unknown output type " + quote(f->value.Scalar()) +
-                                 " (expected tcp, archive, kafka or logsplice)");
+                                 " (expected tcp, relp, archive, kafka or logsplice)");
       }
     }
     if (yaml_.require(fields, "inputs", where)) {
@@ -289,14 +293,20 @@ class Parser {
         output.kind = std::move(ls);
         break;
       }
+      case OutputType::kRelp: {
+        RelpOutput relp;
+        relp.tcp = parseTcp(fields, label, relpTransportDefaults());
+        parseRelpKeys(yaml_, fields, relp);
+        output.kind = std::move(relp);
+        break;
+      }
       case OutputType::kUnknown:
         break;  // kept, so that its name and routes are still checked
     }
     return output;
   }
 
-  TcpOutput parseTcp(const Fields& fields, const std::string& label) {
-    TcpOutput tcp;
+  TcpOutput parseTcp(const Fields& fields, const std::string& label, TcpOutput tcp = {}) {
     std::string where = "in " + label;
     if (yaml_.require(fields, "addresses", where)) {
       std::vector<std::string> texts;

@@ -84,7 +84,8 @@ class Validator {
       }
       const TcpOutput* tcp = std::get_if<TcpOutput>(&output.kind);
       if (const auto* ls = std::get_if<LogspliceOutput>(&output.kind)) tcp = &ls->tcp;
-      if (tcp) {
+      if (const auto* relp = std::get_if<RelpOutput>(&output.kind)) tcp = &relp->tcp;
+      if (tcp != nullptr) {
         if (tcp->backoff.initial > tcp->backoff.max) {
           error(output.mark, "'backoff.initial' (" + formatMillis(tcp->backoff.initial) +
                                  ") is greater than 'backoff.max' (" +

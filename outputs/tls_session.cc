@@ -101,6 +101,29 @@ bool TlsSession::processIncoming() {
   }
 }
 
+bool TlsSession::readIncoming(std::string& out, size_t max) {
+  char buf[4096];
+  size_t taken = 0;
+  while (taken < max) {
+    ERR_clear_error();
+    int n = SSL_read(ssl_, buf, static_cast<int>(std::min(sizeof buf, max - taken)));
+    if (n > 0) {
+      out.append(buf, static_cast<size_t>(n));
+      taken += static_cast<size_t>(n);
+      continue;
+    }
+    int err = SSL_get_error(ssl_, n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return true;
+    if (err == SSL_ERROR_ZERO_RETURN) {
+      failure_ = "the collector closed the TLS session";
+      return false;
+    }
+    setFailure(n, "TLS error");
+    return false;
+  }
+  return true;
+}
+
 bool TlsSession::write(const char* data, size_t len) {
   while (len > 0) {
     size_t n = std::min(len, kRecordBytes);

@@ -43,6 +43,9 @@ class TlsSession {
   // Reads what the peer sent after the handshake (TLS 1.3 tickets, a key update, an alert);
   // application data is dropped. False when the peer closed (close_notify) or the session failed.
   bool processIncoming();
+  // Like processIncoming(), but appends the application data to `out` (at most `max` bytes
+  // per call: the rest stays buffered in the session until the next call).
+  bool readIncoming(std::string& out, size_t max);
   // Encrypts `len` plaintext bytes (all of them: the write BIO is memory) into records of at
   // most 16 KiB; false when the session failed.
   bool write(const char* data, size_t len);

@@ -6,6 +6,7 @@
 #
 #   scripts/collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE] [--max-msg-size BYTES]
 #                        [--syslog-parse] [--tls CERTDIR [--tls-auth anon|x509]] [--print-config]
+#                        [--relp]
 #
 #   --port 0 (the default) picks a free port: rsyslog binds port 0 itself and reports it
 #   (listenPortFileName); for syslog-ng a free port is chosen just before it starts.
@@ -15,6 +16,13 @@
 # rsyslog-openssl; syslog-ng: transport("tls")), with CERTDIR/server.pem, server.key and ca.pem.
 # --tls-auth x509 requires a client certificate signed by ca.pem (mutual TLS); anon (the
 # default) asks for none.
+#
+# --relp (rsyslog only): listens with imrelp (package rsyslog-relp) instead of imtcp; with --tls,
+# RELP over TLS from the first byte (imrelp tls="on"; it asks the client for a certificate
+# signed by ca.pem whatever --tls-auth says). The ruleset's queue is Direct, so imrelp
+# answers `rsp 200` only after omfile has written the message: an acknowledged message survives
+# a SIGKILL of the collector. A free port is chosen just before it starts (imrelp cannot report
+# one it picked).
 #
 # --syslog-parse: the collector parses RFC 5424 messages instead (octet-counted framing, RFC
 # 6587, or LF-delimited) and writes one JSON object per message to FILE, one per line, so that
@@ -32,7 +40,7 @@ source "$here/lib.sh"
 
 [[ $# -ge 1 ]] || die "usage: collector.sh rsyslog|syslog-ng --dir DIR [--port N] [--out FILE]"
 kind="$1"; shift
-dir="" port=0 out="" max_msg=4194304 print_config=0 parse=0 tls="" tls_auth=anon
+dir="" port=0 out="" max_msg=4194304 print_config=0 parse=0 tls="" tls_auth=anon relp=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
@@ -41,6 +49,7 @@ while [[ $# -gt 0 ]]; do
     --max-msg-size) max_msg="$2"; shift 2 ;;
     --print-config) print_config=1; shift ;;
     --syslog-parse) parse=1; shift ;;
+    --relp) relp=1; shift ;;
     --tls) tls="$2"; shift 2 ;;
     --tls-auth) tls_auth="$2"; shift 2 ;;
     *) die "unknown argument: $1" ;;
@@ -50,6 +59,7 @@ done
 [[ $port =~ ^[0-9]+$ ]] || die "--port must be a number"
 [[ $max_msg =~ ^[0-9]+$ ]] || die "--max-msg-size must be a number of bytes"
 [[ $tls_auth == anon || $tls_auth == x509 ]] || die "--tls-auth must be anon or x509"
+[[ $relp -eq 0 || $kind == rsyslog ]] || die "--relp: rsyslog only"
 if [[ -n $tls ]]; then
   tls="$(cd "$tls" && pwd)"
   for f in server.pem server.key ca.pem; do
@@ -61,6 +71,42 @@ dir="$(cd "$dir" && pwd)"
 out="${out:-$dir/received.log}"
 [[ $out == /* ]] || out="$PWD/$out"
 rm -f "$dir/port" "$dir/pid"
+
+# rsyslog with imrelp into "$out": writes its config to $1 (replacing the imtcp one).
+relp_conf() {
+  local conf="$1" tpl tls_params=""
+  if [[ $port -eq 0 ]]; then
+    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  fi
+  echo "$port" > "$dir/port"
+  if [[ -n $tls ]]; then
+    tls_params=" tls=\"on\" tls.caCert=\"$tls/ca.pem\" tls.myCert=\"$tls/server.pem\" tls.myPrivKey=\"$tls/server.key\""
+    # With certificates of its own imrelp checks the client's fingerprint unless told
+    # otherwise: certvalid accepts any client certificate signed by ca.pem.
+    tls_params+=" tls.authMode=\"certvalid\""
+  fi
+  if [[ $parse -eq 0 ]]; then
+    tpl='template(name="logsplice_out" type="string" string="%rawmsg%\n")'
+  else
+    tpl='template(name="logsplice_out" type="list" option.jsonf="on") {
+  property(outname="host" name="hostname" format="jsonf")
+  property(outname="app" name="app-name" format="jsonf")
+  property(outname="sd" name="structured-data" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+}'
+  fi
+  cat > "$conf" <<EOF
+global(maxMessageSize="$max_msg" workDirectory="$dir/work"
+       parser.escapeControlCharactersOnReceive="off" net.enableDNS="off")
+module(load="imrelp")
+$tpl
+ruleset(name="logsplice_in" queue.type="Direct") {
+  action(type="omfile" file="$out" template="logsplice_out" flushOnTXEnd="on")
+}
+input(type="imrelp" address="127.0.0.1" port="$port" ruleset="logsplice_in"
+      maxDataSize="$max_msg"$tls_params)
+EOF
+}
 
 case "$kind" in
   rsyslog)
@@ -117,6 +163,7 @@ input(type="imtcp" address="127.0.0.1" $port_params ruleset="logsplice_in"
       supportOctetCountedFraming="on")
 EOF
     fi
+    [[ $relp -eq 1 ]] && relp_conf "$conf"
     [[ $print_config -eq 1 ]] && { cat "$conf"; exit 0; }
     exec rsyslogd -n -f "$conf" -i "$dir/pid"
     ;;

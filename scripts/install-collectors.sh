@@ -31,7 +31,7 @@ if ! pkg_installed rsyslog && pkg_installed syslog-ng-core; then
   die "syslog-ng-core is installed system-wide and conflicts with rsyslog; remove it" \
       "(the tests use a private syslog-ng copy) or install rsyslog by hand"
 fi
-apt_install_missing rsyslog rsyslog-openssl rsyslog-kafka kcat libcap2 libglib2.0-0 libivykis0 libjson-c5 libnet1 libpcre3 libssl3 \
+apt_install_missing rsyslog rsyslog-openssl rsyslog-kafka rsyslog-relp kcat libcap2 libglib2.0-0 libivykis0 libjson-c5 libnet1 libpcre3 libssl3 \
   libsystemd0 libwrap0
 
 # --- syslog-ng (private copy) --------------------------------------------------------------

@@ -87,6 +87,20 @@ KAFKA_GOLDEN = [
     ("logsplice_kafka_brokers_up", "gauge", "Brokers this kafka output is connected to."),
 ]
 
+# The families a `relp` output adds (present only when one is configured; checked by
+# test_relp_output_families).
+GOLDEN_RELP = [
+    ("logsplice_relp_rsp_errors_total", "counter",
+     "RELP answers other than 200 (the collector refused a frame; the session is resent)."),
+    ("logsplice_relp_protocol_errors_total", "counter",
+     "RELP sessions dropped for bytes from the collector that break the protocol."),
+    ("logsplice_relp_timeouts_total", "counter",
+     "RELP sessions dropped because a frame stayed unanswered past the timeout."),
+    ("logsplice_relp_sessions_total", "counter", "RELP sessions opened."),
+    ("logsplice_relp_window_used", "gauge", "RELP syslog frames sent and not yet answered."),
+    ("logsplice_relp_window_size", "gauge", "The most RELP frames this output leaves unanswered."),
+]
+
 
 def label_keys(family):
     if family == "logsplice_bytes_copied_total":
@@ -182,6 +196,38 @@ class Metrics(E2ETest):
                          [dict(l)["sink"] for l, _ in by_name["logsplice_sink_up"]]])
         self.assertEqual(by_name["logsplice_input_files_followed"],
                          [([("input", "web")], 1.0), ([("input", "app")], 1.0)])
+        self.assertEqual(agent.stop(), 0)
+
+    def test_relp_output_families(self):
+        from test_relp import FakeRelp
+        fake = FakeRelp("none")
+        self.addCleanup(fake.close)
+        app = LineWriter(self.path("in", "app.log"), tag="app")
+        app.write(50)
+        cfg = self.config(
+            [{"name": "app", "paths": [app.path], "start_at": "beginning"}],
+            [{"name": "rl", "type": "relp", "addresses": [f"127.0.0.1:{fake.port}"],
+              "inputs": ["app"], "window": 64}],
+            agent={"metrics": {"listen": "127.0.0.1:0"}})
+        agent = self.agent(cfg)
+        port = wait_for(lambda: re.search(r"metrics listening on \S+ \(port (\d+)\)",
+                                          agent.stderr_text()), what="metrics port")
+        wait_for(lambda: len(fake.messages) >= 50, timeout=20, what="50 events")
+
+        def relp_families():
+            url = f"http://127.0.0.1:{port.group(1)}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return {f[0]: f for f in parse(r.read().decode()) if f[0].startswith("logsplice_relp_")}
+        fams = wait_for(lambda: (lambda f: f if f.get("logsplice_relp_window_used") and
+                                 f["logsplice_relp_window_used"][3][0][1] == 0 else None)(
+                                     relp_families()), timeout=10, what="every frame answered")
+        self.assertEqual(sorted(fams), sorted(n for n, _, _ in GOLDEN_RELP))
+        for name, kind, help_text in GOLDEN_RELP:
+            self.assertEqual((fams[name][1], fams[name][2]), (kind, help_text), name)
+            self.assertEqual(fams[name][3], [([("output", "rl")], fams[name][3][0][1])], name)
+        self.assertEqual(fams["logsplice_relp_sessions_total"][3][0][1], 1.0)
+        self.assertEqual(fams["logsplice_relp_window_size"][3][0][1], 64.0)
+        self.assertEqual(fams["logsplice_relp_rsp_errors_total"][3][0][1], 0.0)
         self.assertEqual(agent.stop(), 0)
 
 

@@ -554,7 +554,7 @@ outputs:
     type: pigeon
     inputs: [nginx]
 )",
-                            "unknown output type 'pigeon' (expected tcp, archive, kafka or logsplice)");
+                            "unknown output type 'pigeon' (expected tcp, relp, archive, kafka or logsplice)");
   checkMark(e, 5, 11);
 }
 
@@ -767,7 +767,7 @@ outputs:
       {12, "missing required key 'addresses' in output 'central'"},
       {14, "unknown key 'adresses' in output 'central' (did you mean 'addresses'?)"},
       {15, "output 'central' routes from unknown input 'ngnix'"},
-      {17, "unknown output type 'pigeon' (expected tcp, archive, kafka or logsplice)"},
+      {17, "unknown output type 'pigeon' (expected tcp, relp, archive, kafka or logsplice)"},
   };
   for (size_t i = 0; i < expected.size(); ++i) {
     INFO("error " << i << ": " << r.errors[i].toString());
