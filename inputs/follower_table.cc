@@ -6,6 +6,7 @@ Follower& FollowerTable::add(std::unique_ptr<Follower> f, const std::string& rea
   Follower& ref = *f;
   by_inode_[keyOf(ref.identity())] = ref.id();
   ++by_state_[static_cast<size_t>(ref.state())];
+  if (ref.state() == Follower::State::kLive) open_live_.insert(ref.id());
   if (ref.live()) {
     live_by_path_[ref.path()] = ref.id();
   } else {
@@ -23,6 +24,7 @@ std::unique_ptr<Follower> FollowerTable::remove(uint64_t id) {
   std::unique_ptr<Follower> f = std::move(it->second);
   followers_.erase(it);
   --by_state_[static_cast<size_t>(f->state())];
+  open_live_.erase(id);
   auto in = by_inode_.find(keyOf(f->identity()));
   if (in != by_inode_.end() && in->second == id) by_inode_.erase(in);
   leftLive(*f);
@@ -37,6 +39,11 @@ void FollowerTable::stateChanged(const Follower& f, Follower::State from) {
   if (followers_.count(f.id()) == 0) return;
   --by_state_[static_cast<size_t>(from)];
   ++by_state_[static_cast<size_t>(f.state())];
+  if (f.state() == Follower::State::kLive) {
+    open_live_.insert(f.id());
+  } else {
+    open_live_.erase(f.id());
+  }
   if (!f.live()) leftLive(f);
 }
 

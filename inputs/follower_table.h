@@ -51,9 +51,13 @@ class FollowerTable {
   // refresh, without walking every follower.
   std::vector<uint64_t> notLiveIds() const { return {not_live_.begin(), not_live_.end()}; }
   size_t size() const { return followers_.size(); }
+  // The followers in state kLive (fd open, name current): the only candidates for suspension,
+  // so the open-file budget looks at at most its own size, not at every follower.
+  const std::set<uint64_t>& openLiveIds() const { return open_live_; }
 
   void rememberFinished(const FileIdentity& identity, uint64_t size);
   const Finished* finished(const InodeKey& key) const;
+  size_t finishedCount() const { return finished_.size(); }
   void forgetFinished(const InodeKey& key) { finished_.erase(key); }
   // Drops finished files whose inode was not seen by the last full scan.
   void pruneFinished(const std::set<InodeKey>& seen);
@@ -68,6 +72,7 @@ class FollowerTable {
   std::map<InodeKey, uint64_t> by_inode_;
   std::map<std::string, uint64_t> live_by_path_;
   std::set<uint64_t> not_live_;
+  std::set<uint64_t> open_live_;
   std::multimap<std::string, uint64_t> by_real_path_;
   std::map<InodeKey, Finished> finished_;
   std::array<size_t, static_cast<size_t>(Follower::State::kClosed) + 1> by_state_{};
