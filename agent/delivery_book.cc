@@ -11,6 +11,9 @@ namespace {
 
 constexpr int64_t kRefreshEntrySeconds = 3600;
 constexpr int64_t kExpireEntrySeconds = 24 * 3600;
+// How often every file is looked at (for the hourly refresh, and as a safety net for a file
+// marked dirty without markDirty).
+constexpr int64_t kWalkSeconds = 60;
 
 }  // namespace
 
@@ -54,7 +57,7 @@ bool DeliveryBook::delivered(FileRoute& fs, uint32_t sink_id, uint64_t generatio
   Cursor* c = fs.cursor(sink_id);
   if (!c || offset_end <= c->delivered) return false;
   c->delivered = offset_end;
-  fs.dirty = true;
+  markDirty(fs);
   return true;
 }
 
@@ -127,15 +130,36 @@ CheckpointEntry DeliveryBook::entryFor(const FileRoute& fs, const inputs::Follow
   return e;
 }
 
+void DeliveryBook::markDirty(FileRoute& fs) {
+  fs.dirty = true;
+  if (!fs.queued) {
+    fs.queued = true;
+    dirty_files_.push_back(fs.id);
+  }
+}
+
 void DeliveryBook::checkpoint() {
   int64_t now = clock_.unixSeconds();
-  for (auto& [id, fs] : table_.allFiles()) {
-    // Unchanged entries are rewritten once an hour, so that their age tells followed files
-    // from files gone for good (CheckpointStore::expire).
-    if (!fs.follower || (!fs.dirty && now - fs.last_put_unix < kRefreshEntrySeconds)) continue;
+  auto put = [&](FileRoute& fs) {
     fs.last_put_unix = now;
     store_.put(entryFor(fs, *fs.follower, now));
     fs.dirty = false;
+  };
+  for (uint64_t id : dirty_files_) {
+    FileRoute* fs = table_.file(id);
+    if (fs == nullptr) continue;
+    fs->queued = false;
+    if (fs->follower && fs->dirty) put(*fs);
+  }
+  dirty_files_.clear();
+  if (now - last_walk_unix_ >= kWalkSeconds) {
+    last_walk_unix_ = now;
+    for (auto& [id, fs] : table_.allFiles()) {
+      // Unchanged entries are rewritten once an hour, so that their age tells followed files
+      // from files gone for good (CheckpointStore::expire).
+      if (!fs.follower || (!fs.dirty && now - fs.last_put_unix < kRefreshEntrySeconds)) continue;
+      put(fs);
+    }
   }
   // Entries of files not followed for a day (deleted, or no longer matched) go.
   size_t expired = store_.expire(now - kExpireEntrySeconds);

@@ -33,6 +33,8 @@ struct FileRoute {
   std::vector<Cursor> cursors;  // by sink id; `routed` says which are in use
   bool copy_mode = false;
   bool dirty = true;  // delivered offsets changed since the last checkpoint
+  bool queued = false;  // in DeliveryBook's list of files to checkpoint
+  uint64_t id = 0;      // the follower's id (set by RouteTable::addFile)
   int64_t last_put_unix = 0;
   int fills_in_flight = 0;
   uint64_t retry_at_ms = 0;  // monotonic; after a read error no fill before this
@@ -124,6 +126,7 @@ class RouteTable {
     return it == files_.end() ? nullptr : &it->second;
   }
   FileRoute& addFile(uint64_t file_id, FileRoute fs) {
+    fs.id = file_id;
     return files_.insert_or_assign(file_id, std::move(fs)).first->second;
   }
   void eraseFile(uint64_t file_id) { files_.erase(file_id); }

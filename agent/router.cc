@@ -82,7 +82,7 @@ sys::Error Router::addSinkLive(std::unique_ptr<outputs::Sink> sink,
     c.cursor = offset;
     c.delivered = offset;
     fs.route(raw->id(), c);
-    fs.dirty = true;
+    book_.markDirty(fs);
   }
   for (auto& [id, fs] : table_.allFiles()) planner_.refreshPending(id, fs);
   schedule();
@@ -147,6 +147,7 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
     c.delivered = c.cursor;
     state.route(sink_id, c);
   });
+  book_.markDirty(state);  // its identity reaches the checkpoint file soon (setOnNewFile)
   spdlog::debug("following {} (id {}, {} sinks{})", f.path(), f.id(), state.routedSinks(),
                 resume ? ", resumed from checkpoint" : "");
   planner_.refreshPending(f.id(), state);
@@ -172,7 +173,7 @@ void Router::fileTruncated(inputs::Follower& f) {
     SinkSlot* slot = table_.slot(sink_id);
     if (slot && slot->bound_file == f.id()) slot->bound_file = 0;
   });
-  fs->dirty = true;
+  book_.markDirty(*fs);
   planner_.refreshPending(f.id(), *fs);
   scheduleSoon();
 }
