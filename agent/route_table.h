@@ -26,8 +26,9 @@ struct Cursor {
 struct FileRoute {
   inputs::Follower* follower = nullptr;  // null once closing with fills in flight
   std::string input;
-  std::string path;
-  std::shared_ptr<const outputs::SourceInfo> source;  // handed to every segment
+  // Handed to every segment; its `path` is the file's path as first seen (kept there only: one
+  // copy less per file counts with 100,000 files).
+  std::shared_ptr<const outputs::SourceInfo> source;
   inputs::FileIdentity identity;
   uint64_t generation = 0;
   std::vector<Cursor> cursors;  // by sink id; `routed` says which are in use
@@ -63,6 +64,10 @@ struct FileRoute {
     }
   }
   size_t routedSinks() const;
+  const std::string& path() const {
+    static const std::string kNone;
+    return source ? source->path : kNone;
+  }
 };
 
 // One sink and its scheduling state. Slot i of the table holds the sink whose id() is i.

@@ -124,9 +124,8 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   FileRoute fs;
   fs.follower = &f;
   fs.input = f.inputName();
-  fs.path = f.path();
   fs.source = std::make_shared<const outputs::SourceInfo>(
-      outputs::SourceInfo{fs.input, fs.path, baseName(f.path())});
+      outputs::SourceInfo{fs.input, f.path(), baseName(f.path())});
   fs.identity = f.identity();
   fs.generation = f.generation();
   fs.copy_mode = f.copyMode();
@@ -311,11 +310,11 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
     fs.copy_mode = true;
     ++stats_.copy_fallbacks;
     spdlog::warn("{}: the filesystem refuses splice; using read/write (counted as copies)",
-                 fs.path);
+                 fs.path());
   }
   if (job->error) {
     // An I/O error (EIO on a bad disk...) is retried, but not in a tight loop.
-    spdlog::warn("{}: reading failed: {}; retrying in 1 s", fs.path, job->error.toString());
+    spdlog::warn("{}: reading failed: {}; retrying in 1 s", fs.path(), job->error.toString());
     fs.retry_at_ms = clock_.monotonicMs() + 1000;
   }
   std::vector<uint32_t> removed;

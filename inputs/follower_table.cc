@@ -8,7 +8,7 @@ Follower& FollowerTable::add(std::unique_ptr<Follower> f, const std::string& rea
   ++by_state_[static_cast<size_t>(ref.state())];
   if (ref.state() == Follower::State::kLive) open_live_.insert(ref.id());
   if (ref.live()) {
-    live_by_path_[ref.path()] = ref.id();
+    setLive(ref);
   } else {
     not_live_.insert(ref.id());
   }
@@ -48,8 +48,13 @@ void FollowerTable::stateChanged(const Follower& f, Follower::State from) {
 }
 
 void FollowerTable::leftLive(const Follower& f) {
-  auto it = live_by_path_.find(f.path());
-  if (it != live_by_path_.end() && it->second == f.id()) live_by_path_.erase(it);
+  auto [lo, hi] = live_by_path_.equal_range(pathHash(f.path()));
+  for (auto it = lo; it != hi; ++it) {
+    if (it->second == f.id()) {
+      live_by_path_.erase(it);
+      break;
+    }
+  }
   if (followers_.count(f.id())) not_live_.insert(f.id());
 }
 
@@ -64,8 +69,25 @@ Follower* FollowerTable::byInode(const InodeKey& key) const {
 }
 
 Follower* FollowerTable::liveAt(const std::string& path) const {
-  auto it = live_by_path_.find(path);
-  return it == live_by_path_.end() ? nullptr : byId(it->second);
+  auto [lo, hi] = live_by_path_.equal_range(pathHash(path));
+  for (auto it = lo; it != hi; ++it) {
+    Follower* f = byId(it->second);
+    if (f != nullptr && f->path() == path) return f;
+  }
+  return nullptr;
+}
+
+void FollowerTable::setLive(const Follower& f) {
+  // A new live follower under a path takes it over from the one there (as a map assignment).
+  auto [lo, hi] = live_by_path_.equal_range(pathHash(f.path()));
+  for (auto it = lo; it != hi; ++it) {
+    Follower* other = byId(it->second);
+    if (other == nullptr || other->path() == f.path()) {
+      it->second = f.id();
+      return;
+    }
+  }
+  live_by_path_.emplace(pathHash(f.path()), f.id());
 }
 
 std::vector<uint64_t> FollowerTable::byRealPath(const std::string& path) const {
