@@ -28,7 +28,8 @@ uint64_t DeliveryBook::openingOffset(const FileRoute& fs, const CheckpointEntry*
 }
 
 uint64_t DeliveryBook::liveAddOffset(const FileRoute& fs, const std::string& name) const {
-  const CheckpointEntry* saved = store_.find(fs.identity.dev, fs.identity.ino);
+  const inputs::FileIdentity& id = fs.follower->identity();
+  const CheckpointEntry* saved = store_.find(id.dev, id.ino);
   if (saved) {
     auto off = saved->offsets.find(name);
     if (off != saved->offsets.end() && off->second <= fs.follower->size()) {
@@ -106,7 +107,7 @@ void DeliveryBook::release(FileRoute& fs, const inputs::Follower& f, bool keep) 
       spdlog::warn("output '{}': {} released before it was delivered: {} bytes missed",
                    slot->sink->name(), f.path(), missed);
     });
-    store_.forget(fs.identity.dev, fs.identity.ino);
+    store_.forget(f.identity().dev, f.identity().ino);
   } else if (fs.dirty) {
     // Keep what was delivered up to now: the input comes back (reload) or the agent restarts.
     store_.put(entryFor(fs, f, clock_.unixSeconds()));
@@ -117,7 +118,7 @@ CheckpointEntry DeliveryBook::entryFor(const FileRoute& fs, const inputs::Follow
                                        int64_t now) const {
   CheckpointEntry e;
   e.identity = f.identity();
-  e.input = fs.input;
+  e.input = fs.input();
   e.path = f.path();
   e.updated_unix = now;
   // Offsets of sinks removed by a reload stay (a later reload may bring them back).

@@ -71,7 +71,7 @@ sys::Error Router::addSinkLive(std::unique_ptr<outputs::Sink> sink,
   // Where it starts in each file, found before it gets its id (starting it can report back).
   std::vector<std::pair<uint64_t, uint64_t>> starts;  // (file id, offset)
   for (auto& [id, fs] : table_.allFiles()) {
-    if (!fs.follower || !routed.count(fs.input)) continue;
+    if (!fs.follower || !routed.count(fs.input())) continue;
     starts.emplace_back(id, book_.liveAddOffset(fs, name));
   }
   outputs::Sink* raw = sink.get();
@@ -123,10 +123,8 @@ std::vector<outputs::Sink*> Router::sinks() const {
 void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   FileRoute fs;
   fs.follower = &f;
-  fs.input = f.inputName();
   fs.source = std::make_shared<const outputs::SourceInfo>(
-      outputs::SourceInfo{fs.input, f.path(), baseName(f.path())});
-  fs.identity = f.identity();
+      outputs::SourceInfo{f.inputName(), f.path(), baseName(f.path())});
   fs.generation = f.generation();
   fs.copy_mode = f.copyMode();
   const CheckpointEntry* saved = store_.find(f.identity().dev, f.identity().ino);
@@ -140,7 +138,7 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   }
   FileRoute& state = table_.addFile(f.id(), std::move(fs));
   table_.forEachSink([&](uint32_t sink_id, const SinkSlot& slot) {
-    if (slot.removing || !slot.inputs.count(state.input)) return;
+    if (slot.removing || !slot.inputs.count(state.input())) return;
     Cursor c;
     c.cursor = book_.openingOffset(state, saved, resume, slot.sink->name(), default_start);
     c.delivered = c.cursor;
@@ -165,7 +163,6 @@ void Router::fileTruncated(inputs::Follower& f) {
   FileRoute* fs = table_.file(f.id());
   if (!fs) return;
   fs->generation = f.generation();
-  fs->identity = f.identity();
   fs->forEachCursor([&](uint32_t sink_id, Cursor& c) {
     c = Cursor{};
     c.routed = true;
@@ -191,7 +188,7 @@ void Router::fileClosing(inputs::Follower& f) {
     slot->pending.erase(f.id());
     if (slot->bound_file == f.id()) slot->bound_file = 0;
   });
-  book_.release(*fs, f, shutting_down_ || detached_inputs_.count(fs->input) > 0);
+  book_.release(*fs, f, shutting_down_ || detached_inputs_.count(fs->input()) > 0);
   if (fs->fills_in_flight > 0) {
     fs->follower = nullptr;  // erased when the last fill comes back
   } else {
@@ -429,7 +426,7 @@ void Router::visit(const std::function<void(const FileSinkView&)>& fn) const {
     fs.forEachCursor([&](uint32_t sink_id, const Cursor& c) {
       const SinkSlot* slot = table_.slot(sink_id);
       if (!slot) return;
-      views.push_back({fs.input, fs.follower->path(), slot->sink->name(), c.delivered, c.cursor,
+      views.push_back({fs.input(), fs.follower->path(), slot->sink->name(), c.delivered, c.cursor,
                        fs.follower->completeEnd()});
     });
     // Each file's sinks by name, as the metrics listed them before sinks had ids.

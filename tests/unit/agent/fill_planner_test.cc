@@ -74,7 +74,6 @@ class PlannerHarness {
     REQUIRE(f->refresh(sys::SysCalls::real(), clock_.monotonicMs()).error.isOk());
     FileRoute fs;
     fs.follower = f.get();
-    fs.input = "in";
     fs.source = std::make_shared<const outputs::SourceInfo>(outputs::SourceInfo{"in", path, ""});
     fs.generation = f->generation();
     FileRoute& route = table_.addFile(f->id(), std::move(fs));
