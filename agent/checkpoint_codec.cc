@@ -137,33 +137,61 @@ bool decode(std::string_view s, std::string* out) {
 
 // ---- Snapshot ----
 
+void appendSnapshotHeader(std::string& out, uint64_t generation) {
+  out += kMagic;
+  out += ' ';
+  appendNum(out, kSnapshotVersion);
+  out += ' ';
+  appendNum(out, generation);
+  out += '\n';
+}
+
+void appendSnapshotEntry(std::string& out, std::string_view put_payload) {
+  // "p <7 identity fields> [<sink> <off>]..." -> "f <7 fields>\n" + "s <sink> <off>\n"...: the
+  // fields are encoded alike in both, so this is only a matter of spaces and newlines.
+  constexpr auto npos = std::string_view::npos;
+  std::string_view rest = put_payload.substr(2);
+  size_t end = 0;
+  size_t start = 0;
+  for (int i = 0; i < 7; ++i) {  // the space after the 7th field, if sinks follow
+    end = rest.find(' ', start);
+    if (end == npos) break;
+    start = end + 1;
+  }
+  out += "f ";
+  out += rest.substr(0, end);
+  out += '\n';
+  while (end != npos) {
+    size_t sink_end = rest.find(' ', end + 1);
+    if (sink_end == npos) break;
+    size_t off_end = rest.find(' ', sink_end + 1);
+    out += "s ";
+    out += rest.substr(end + 1, (off_end == npos ? rest.size() : off_end) - end - 1);
+    out += '\n';
+    end = off_end;
+  }
+}
+
+void appendSnapshotTrailer(std::string& out, size_t count) {
+  uint64_t sum = fnv1a(out);
+  out += "end ";
+  appendNum(out, count);
+  out += ' ';
+  appendHex(out, sum, 16);
+  out += '\n';
+}
+
 std::string serializeSnapshot(const EntryMap& entries, uint64_t generation) {
   std::string text;
   text.reserve(64 + entries.size() * 160);
-  text += kMagic;
-  text += ' ';
-  appendNum(text, kSnapshotVersion);
-  text += ' ';
-  appendNum(text, generation);
-  text += '\n';
+  appendSnapshotHeader(text, generation);
+  std::string payload;
   for (const auto& [key, e] : entries) {
-    text += "f ";
-    appendIdentity(text, e);
-    text += '\n';
-    for (const auto& [sink, off] : e.offsets) {
-      text += "s ";
-      appendEncoded(text, sink);
-      text += ' ';
-      appendNum(text, off);
-      text += '\n';
-    }
+    payload.clear();
+    appendPutPayload(payload, e);
+    appendSnapshotEntry(text, payload);
   }
-  uint64_t sum = fnv1a(text);
-  text += "end ";
-  appendNum(text, entries.size());
-  text += ' ';
-  appendHex(text, sum, 16);
-  text += '\n';
+  appendSnapshotTrailer(text, entries.size());
   return text;
 }
 
@@ -314,6 +342,14 @@ bool applyRecord(std::string_view payload, EntryMap& entries) {
     entries.erase(key);
     return true;
   }
+  CheckpointEntry e;
+  if (!parsePutPayload(payload, &e)) return false;
+  Key key = keyOf(e);
+  entries[key] = std::move(e);
+  return true;
+}
+
+bool parsePutPayload(std::string_view payload, CheckpointEntry* out) {
   if (payload.rfind("p ", 0) != 0) return false;
   std::vector<std::string_view> f;
   while (true) {
@@ -331,8 +367,7 @@ bool applyRecord(std::string_view payload, EntryMap& entries) {
     if (!decode(f[i], &sink) || !parseNum(f[i + 1], &off)) return false;
     e.offsets[sink] = off;
   }
-  Key key = keyOf(e);
-  entries[key] = std::move(e);
+  *out = std::move(e);
   return true;
 }
 

@@ -92,6 +92,10 @@ struct Snapshot {
 };
 // Version 2: "logsplice-checkpoints 2 <generation>", f/s records, "end <count> <fnv1a64>".
 std::string serializeSnapshot(const EntryMap& entries, uint64_t generation);
+// The same, built piece by piece from entries held as put payloads (appendPutPayload).
+void appendSnapshotHeader(std::string& out, uint64_t generation);
+void appendSnapshotEntry(std::string& out, std::string_view put_payload);
+void appendSnapshotTrailer(std::string& out, size_t count);
 // Reads versions 1 and 2. Errors are kCorrupt and start with `name`.
 sys::Result<Snapshot> parseSnapshot(const std::string& text, const std::string& name);
 // The generation named by a snapshot's first line, even when the rest is damaged (0 if none).
@@ -114,6 +118,8 @@ enum class ReadStatus { kOk, kEnd, kBad };
 ReadStatus readRecord(std::string_view text, size_t* pos, std::string_view* payload);
 // The generation of a header payload; false if `payload` is not a log header.
 bool parseLogHeader(std::string_view payload, uint64_t* generation);
+// Decodes a "p ..." payload; false if it is not one.
+bool parsePutPayload(std::string_view payload, CheckpointEntry* e);
 // Applies a put or forget record; false if the payload is neither (nothing changed then).
 bool applyRecord(std::string_view payload, EntryMap& entries);
 

@@ -93,8 +93,15 @@ sys::Error CheckpointStore::prepare() {
   return sys::Error::ok();
 }
 
-std::string CheckpointStore::serialize() const {
-  return ckpt::serializeSnapshot(entries_, generation_);
+std::string CheckpointStore::serialize() const { return snapshotText(generation_); }
+
+std::string CheckpointStore::snapshotText(uint64_t generation) const {
+  std::string text;
+  text.reserve(64 + entries_.size() * 160);
+  ckpt::appendSnapshotHeader(text, generation);
+  for (const auto& [key, stored] : entries_) ckpt::appendSnapshotEntry(text, stored.payload);
+  ckpt::appendSnapshotTrailer(text, entries_.size());
+  return text;
 }
 
 sys::Result<std::map<std::pair<uint64_t, uint64_t>, CheckpointEntry>> CheckpointStore::parse(
@@ -138,26 +145,38 @@ sys::Error CheckpointStore::load() {
   }
   auto snap = ckpt::parseSnapshot(text, path_);
   if (!snap.ok()) return snap.error();
-  entries_ = std::move(snap.value().entries);
+  ckpt::EntryMap loaded = std::move(snap.value().entries);
   snapshot_bytes_ = text.size();
-  uint64_t gen = snap.value().generation;
+  replayLog(log_text, log_headed, log_gen, snap.value().generation, pos, loaded);
+  // Held as payloads from now on (see Stored).
+  for (auto& [key, e] : loaded) {
+    Stored& st = entries_[key];
+    st.updated_unix = e.updated_unix;
+    ckpt::appendPutPayload(st.payload, e);
+  }
+  return sys::Error::ok();
+}
+
+void CheckpointStore::replayLog(const std::string& log_text, bool log_headed, uint64_t log_gen,
+                                uint64_t gen, size_t pos, ckpt::EntryMap& loaded) {
   if (!log_headed || log_gen != gen) {
     // A log of an older generation: a crash came after the new snapshot was renamed into place
     // and before its log replaced the old one; the snapshot already holds every change.
     if (log_headed && log_gen > gen) {
       spdlog::warn("{}: generation {} is newer than the snapshot's ({}); ignored", log_path_,
                    log_gen, gen);
-    } else if (!log_missing && !log_headed && !log_text.empty()) {
+    } else if (!log_headed && !log_text.empty()) {
       spdlog::warn("{}: no valid header; ignored", log_path_);
     }
-    return sys::Error::ok();
+    return;
   }
   size_t records = 0;
+  std::string_view payload;
   for (;;) {
     size_t at = pos;
     ckpt::ReadStatus st = ckpt::readRecord(log_text, &pos, &payload);
     if (st == ckpt::ReadStatus::kEnd) break;
-    if (st == ckpt::ReadStatus::kBad || !ckpt::applyRecord(payload, entries_)) {
+    if (st == ckpt::ReadStatus::kBad || !ckpt::applyRecord(payload, loaded)) {
       // A torn last record (a crash mid-append) or damage: everything before it stands.
       spdlog::warn("{}: record at byte {} is incomplete or damaged; {} bytes after it ignored",
                    log_path_, at, log_text.size() - at);
@@ -166,14 +185,14 @@ sys::Error CheckpointStore::load() {
     ++records;
   }
   log_bytes_ = log_text.size();
-  spdlog::debug("checkpoints: {} entries from generation {} and {} log records", entries_.size(),
+  spdlog::debug("checkpoints: {} entries from generation {} and {} log records", loaded.size(),
                 gen, records);
-  return sys::Error::ok();
 }
 
 const CheckpointEntry* CheckpointStore::find(uint64_t dev, uint64_t ino) const {
   auto it = entries_.find({dev, ino});
-  return it == entries_.end() ? nullptr : &it->second;
+  if (it == entries_.end() || !ckpt::parsePutPayload(it->second.payload, &found_)) return nullptr;
+  return &found_;
 }
 
 void CheckpointStore::noteChanged(const ckpt::Key& key) {
@@ -184,7 +203,11 @@ void CheckpointStore::noteChanged(const ckpt::Key& key) {
 void CheckpointStore::put(CheckpointEntry entry) {
   auto key = ckpt::keyOf(entry);
   oldest_updated_ = std::min(oldest_updated_, entry.updated_unix);
-  entries_[key] = std::move(entry);
+  Stored& st = entries_[key];
+  st.updated_unix = entry.updated_unix;
+  st.payload.clear();
+  ckpt::appendPutPayload(st.payload, entry);
+  st.payload.shrink_to_fit();
   noteChanged(key);
 }
 
@@ -194,8 +217,11 @@ void CheckpointStore::forget(uint64_t dev, uint64_t ino) {
 
 std::vector<inputs::KnownFile> CheckpointStore::knownFiles(const std::string& input) const {
   std::vector<inputs::KnownFile> out;
-  for (const auto& [key, e] : entries_) {
-    if (e.input == input) out.push_back({e.path, e.identity});
+  CheckpointEntry e;
+  for (const auto& [key, stored] : entries_) {
+    if (ckpt::parsePutPayload(stored.payload, &e) && e.input == input) {
+      out.push_back({e.path, e.identity});
+    }
   }
   return out;
 }
@@ -244,7 +270,7 @@ sys::Error CheckpointStore::appendChanges() {
     payload.clear();
     auto it = entries_.find(key);
     if (it != entries_.end()) {
-      ckpt::appendPutPayload(payload, it->second);
+      payload = it->second.payload;
     } else {
       ckpt::appendForgetPayload(payload, key);
     }
@@ -264,7 +290,7 @@ sys::Error CheckpointStore::appendChanges() {
 }
 
 sys::Error CheckpointStore::writeSnapshot(uint64_t generation, size_t* bytes) {
-  std::string text = ckpt::serializeSnapshot(entries_, generation);
+  std::string text = snapshotText(generation);
   *bytes = text.size();
   std::string tmp = path_ + ".tmp";
   sys::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));

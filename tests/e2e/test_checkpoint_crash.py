@@ -93,6 +93,9 @@ class CheckpointCrash(E2ETest):
         finally:
             writers.stop()
         agent = self.agent(cfg)
+        # Up (its signal handlers too) before it is judged: the lines may all be there already.
+        wait_for(lambda: "logsplice started" in agent.stderr_text(), timeout=20,
+                 what="the last agent started")
         expected = {line for w in writers.written for line in w}
         wait_for(lambda: expected <= set(received(col)), timeout=20, interval=0.25,
                  what=f"all {len(expected)} distinct lines")
