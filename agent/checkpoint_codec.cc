@@ -335,8 +335,7 @@ bool applyRecord(std::string_view payload, EntryMap& entries) {
   if (payload.rfind("d ", 0) == 0) {
     std::string_view f[3];
     Key key;
-    if (split(payload, f, 3) != 3 || !parseNum(f[1], &key.first) ||
-        !parseNum(f[2], &key.second)) {
+    if (split(payload, f, 3) != 3 || !parseNum(f[1], &key.first) || !parseNum(f[2], &key.second)) {
       return false;
     }
     entries.erase(key);

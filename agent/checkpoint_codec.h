@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "sys/error.h"
 #include "inputs/file_identity.h"
+#include "sys/error.h"
 
 namespace logsplice::agent {
 
@@ -35,8 +35,9 @@ class SinkOffsets {
     return it->second;
   }
   const_iterator find(const std::string& name) const {
-    auto it = std::lower_bound(v_.begin(), v_.end(), name,
-                               [](const value_type& e, const std::string& n) { return e.first < n; });
+    auto it =
+        std::lower_bound(v_.begin(), v_.end(), name,
+                         [](const value_type& e, const std::string& n) { return e.first < n; });
     return it != v_.end() && it->first == name ? it : v_.end();
   }
   size_t count(const std::string& name) const { return find(name) == v_.end() ? 0 : 1; }
@@ -73,7 +74,9 @@ namespace ckpt {
 using Key = std::pair<uint64_t, uint64_t>;  // (dev, ino)
 using EntryMap = std::map<Key, CheckpointEntry>;
 
-inline Key keyOf(const CheckpointEntry& e) { return {e.identity.dev, e.identity.ino}; }
+inline Key keyOf(const CheckpointEntry& e) {
+  return {e.identity.dev, e.identity.ino};
+}
 
 // CRC32C (Castagnoli), as iSCSI and ext4 use it: crc32c("123456789") == 0xE3069283.
 uint32_t crc32c(std::string_view data);

@@ -93,7 +93,9 @@ sys::Error CheckpointStore::prepare() {
   return sys::Error::ok();
 }
 
-std::string CheckpointStore::serialize() const { return snapshotText(generation_); }
+std::string CheckpointStore::serialize() const {
+  return snapshotText(generation_);
+}
 
 std::string CheckpointStore::snapshotText(uint64_t generation) const {
   std::string text;
@@ -185,8 +187,8 @@ void CheckpointStore::replayLog(const std::string& log_text, bool log_headed, ui
     ++records;
   }
   log_bytes_ = log_text.size();
-  spdlog::debug("checkpoints: {} entries from generation {} and {} log records", loaded.size(),
-                gen, records);
+  spdlog::debug("checkpoints: {} entries from generation {} and {} log records", loaded.size(), gen,
+                records);
 }
 
 const CheckpointEntry* CheckpointStore::find(uint64_t dev, uint64_t ino) const {

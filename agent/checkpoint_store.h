@@ -8,12 +8,12 @@
 #include <utility>
 #include <vector>
 
-#include "sys/error.h"
-#include "sys/metrics.h"
-#include "sys/unique_fd.h"
 #include "agent/checkpoint_codec.h"
 #include "inputs/file_identity.h"
 #include "inputs/input_tailer.h"
+#include "sys/error.h"
+#include "sys/metrics.h"
+#include "sys/unique_fd.h"
 
 namespace logsplice::agent {
 
@@ -111,9 +111,9 @@ class CheckpointStore {
   std::string snapshotText(uint64_t generation) const;
   std::map<ckpt::Key, Stored> entries_;
   mutable CheckpointEntry found_;  // what find() returned last
-  std::set<ckpt::Key> changed_;  // put or forgotten since the last flush
-  sys::UniqueFd log_fd_;         // open once a compaction started the log; closed = compact next
-  uint64_t generation_ = 0;      // of the snapshot on disk (or the highest seen)
+  std::set<ckpt::Key> changed_;    // put or forgotten since the last flush
+  sys::UniqueFd log_fd_;           // open once a compaction started the log; closed = compact next
+  uint64_t generation_ = 0;        // of the snapshot on disk (or the highest seen)
   uint64_t log_bytes_ = 0;
   uint64_t snapshot_bytes_ = 0;
   int64_t oldest_updated_ = INT64_MIN;  // a lower bound of every entry's updated_unix

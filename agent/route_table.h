@@ -31,7 +31,7 @@ struct FileRoute {
   uint64_t generation = 0;
   std::vector<Cursor> cursors;  // by sink id; `routed` says which are in use
   bool copy_mode = false;
-  bool dirty = true;  // delivered offsets changed since the last checkpoint
+  bool dirty = true;    // delivered offsets changed since the last checkpoint
   bool queued = false;  // in DeliveryBook's list of files to checkpoint
   uint64_t id = 0;      // the follower's id (set by RouteTable::addFile)
   int64_t last_put_unix = 0;

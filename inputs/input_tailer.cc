@@ -86,8 +86,8 @@ void InputTailer::Impl::paceRescans(uint64_t took_ms) {
   bool running = rescan_ && uv_is_active(reinterpret_cast<uv_handle_t*>(rescan_.get()));
   if (every != rescan_every_ms_ && running && !closing_) {
     if (every > rescanIntervalMs()) {
-      spdlog::info("input '{}': a rescan took {} ms; the next ones every {} s", cfg_.name,
-                   took_ms, every / 1000);
+      spdlog::info("input '{}': a rescan took {} ms; the next ones every {} s", cfg_.name, took_ms,
+                   every / 1000);
     }
     rescan_every_ms_ = every;
     armRescan(every);

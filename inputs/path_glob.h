@@ -60,8 +60,8 @@ class PathGlob {
   void closure(std::vector<size_t>& states) const;
   void walk(const std::string& dir, std::vector<size_t> states,
             std::vector<std::pair<dev_t, ino_t>>& seen,
-            const std::function<void(const std::string&)>& on_dir,
-            const FileStatFn& on_file, const DirErrorFn& on_dir_error, int& fd_error) const;
+            const std::function<void(const std::string&)>& on_dir, const FileStatFn& on_file,
+            const DirErrorFn& on_dir_error, int& fd_error) const;
 
   std::string pattern_;
   std::string root_;
