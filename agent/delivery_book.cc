@@ -153,7 +153,7 @@ void DeliveryBook::checkpoint() {
     if (fs->follower && fs->dirty) put(*fs);
   }
   dirty_files_.clear();
-  if (now - last_walk_unix_ >= kWalkSeconds) {
+  if (!last_walk_unix_ || now - *last_walk_unix_ >= kWalkSeconds) {
     last_walk_unix_ = now;
     for (auto& [id, fs] : table_.allFiles()) {
       // Unchanged entries are rewritten once an hour, so that their age tells followed files

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,7 +62,7 @@ class DeliveryBook {
   sys::SysCalls& sys_;
   sys::Clock& clock_;
   std::vector<uint64_t> dirty_files_;  // ids of files marked dirty since the last checkpoint
-  int64_t last_walk_unix_ = INT64_MIN;
+  std::optional<int64_t> last_walk_unix_;  // when every file was last looked at
 };
 
 }  // namespace logsplice::agent
