@@ -4,60 +4,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
-#include <cinttypes>
-#include <cstdio>
-#include <sstream>
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
 
 #include "sys/make_dirs.h"
-#include "sys/unique_fd.h"
 
 namespace logsplice::agent {
 namespace {
-
-constexpr const char* kMagic = "logsplice-checkpoints";
-constexpr int kVersion = 1;
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-// Percent-encodes everything but printable ASCII other than space and '%'.
-std::string encode(const std::string& s) {
-  std::string out;
-  char buf[4];
-  for (unsigned char c : s) {
-    if (c > 0x20 && c < 0x7f && c != '%') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      std::snprintf(buf, sizeof buf, "%%%02X", c);
-      out += buf;
-    }
-  }
-  return out.empty() ? "%" : out;  // a lone '%' stands for the empty string
-}
-
-bool decode(const std::string& s, std::string* out) {
-  out->clear();
-  if (s == "%") return true;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out->push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size()) return false;
-    unsigned v = 0;
-    if (std::sscanf(s.substr(i + 1, 2).c_str(), "%2X", &v) != 1) return false;
-    out->push_back(static_cast<char>(v));
-    i += 2;
-  }
-  return true;
-}
 
 sys::Error fsyncDir(const std::string& dir) {
   sys::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -66,10 +22,66 @@ sys::Error fsyncDir(const std::string& dir) {
   return sys::Error::ok();
 }
 
+// ENOENT is reported as a missing file (*missing = true, no error).
+sys::Error readWhole(const std::string& path, std::string* text, bool* missing) {
+  text->clear();
+  *missing = false;
+  sys::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) {
+      *missing = true;
+      return sys::Error::ok();
+    }
+    return sys::Error::fromErrno(errno, "checkpoint file " + path);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) == 0 && st.st_size > 0) text->reserve(static_cast<size_t>(st.st_size));
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return sys::Error::fromErrno(errno, "read " + path);
+    }
+    if (n == 0) break;
+    text->append(buf, static_cast<size_t>(n));
+  }
+  return sys::Error::ok();
+}
+
+bool writeAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 }  // namespace
 
-CheckpointStore::CheckpointStore(std::string data_dir)
-    : dir_(std::move(data_dir)), path_(dir_ + "/checkpoints") {}
+CompactionPolicy CompactionPolicy::fromEnv() {
+  CompactionPolicy p;
+  if (const char* v = std::getenv("LOGSPLICE_CHECKPOINT_COMPACT_BYTES"); v && *v) {
+    char* end = nullptr;
+    unsigned long long n = std::strtoull(v, &end, 10);
+    if (end && *end == '\0' && n > 0) {
+      p.min_log_bytes = n;
+      p.follow_snapshot_size = false;
+    }
+  }
+  return p;
+}
+
+CheckpointStore::CheckpointStore(std::string data_dir, CompactionPolicy policy)
+    : dir_(std::move(data_dir)),
+      path_(dir_ + "/checkpoints"),
+      log_path_(dir_ + "/checkpoints.log"),
+      policy_(policy) {}
 
 sys::Error CheckpointStore::prepare() {
   if (auto err = sys::makeDirs(dir_)) {
@@ -82,174 +94,263 @@ sys::Error CheckpointStore::prepare() {
 }
 
 std::string CheckpointStore::serialize() const {
-  std::ostringstream body;
-  body << kMagic << ' ' << kVersion << '\n';
-  for (const auto& [key, e] : entries_) {
-    char fp[17];
-    std::snprintf(fp, sizeof fp, "%016" PRIx64, e.identity.fingerprint);
-    body << "f " << e.identity.dev << ' ' << e.identity.ino << ' ' << fp << ' '
-         << e.identity.fingerprint_len << ' ' << e.updated_unix << ' ' << encode(e.input) << ' '
-         << encode(e.path) << '\n';
-    for (const auto& [sink, off] : e.offsets) body << "s " << encode(sink) << ' ' << off << '\n';
-  }
-  std::string text = body.str();
-  char trailer[64];
-  std::snprintf(trailer, sizeof trailer, "end %zu %016" PRIx64 "\n", entries_.size(), fnv1a(text));
-  return text + trailer;
+  return snapshotText(generation_);
+}
+
+std::string CheckpointStore::snapshotText(uint64_t generation) const {
+  std::string text;
+  text.reserve(64 + entries_.size() * 160);
+  ckpt::appendSnapshotHeader(text, generation);
+  for (const auto& [key, stored] : entries_) ckpt::appendSnapshotEntry(text, stored.payload);
+  ckpt::appendSnapshotTrailer(text, entries_.size());
+  return text;
 }
 
 sys::Result<std::map<std::pair<uint64_t, uint64_t>, CheckpointEntry>> CheckpointStore::parse(
     const std::string& text, const std::string& name) {
-  std::map<std::pair<uint64_t, uint64_t>, CheckpointEntry> out;
-  auto corrupt = [&](size_t line, const std::string& why) {
-    return sys::Error::corrupt(name + ":" + std::to_string(line) + ": " + why);
-  };
-  size_t end_pos = text.rfind("end ");
-  if (end_pos == std::string::npos || (end_pos > 0 && text[end_pos - 1] != '\n')) {
-    return corrupt(0, "no end record (truncated file)");
-  }
-  std::string body = text.substr(0, end_pos);
-  size_t count = 0;
-  char sum[32] = {0};
-  if (std::sscanf(text.c_str() + end_pos, "end %zu %16s", &count, sum) != 2) {
-    return corrupt(0, "bad end record");
-  }
-  char want[17];
-  std::snprintf(want, sizeof want, "%016" PRIx64, fnv1a(body));
-  if (std::string(sum) != want) return corrupt(0, "checksum mismatch");
-
-  std::istringstream in(body);
-  std::string line;
-  size_t n = 0;
-  CheckpointEntry* current = nullptr;
-  while (std::getline(in, line)) {
-    ++n;
-    std::istringstream fields(line);
-    std::string tag;
-    fields >> tag;
-    if (n == 1) {
-      int version = 0;
-      if (tag != kMagic || !(fields >> version)) return corrupt(n, "not a checkpoint file");
-      if (version != kVersion) {
-        return corrupt(n, "unsupported version " + std::to_string(version));
-      }
-      continue;
-    }
-    if (tag == "f") {
-      CheckpointEntry e;
-      std::string fp, input, path;
-      if (!(fields >> e.identity.dev >> e.identity.ino >> fp >> e.identity.fingerprint_len >>
-            e.updated_unix >> input >> path) ||
-          !decode(input, &e.input) || !decode(path, &e.path)) {
-        return corrupt(n, "bad file record");
-      }
-      e.identity.fingerprint = std::strtoull(fp.c_str(), nullptr, 16);
-      auto key = std::make_pair(e.identity.dev, e.identity.ino);
-      current = &(out[key] = std::move(e));
-    } else if (tag == "s") {
-      std::string sink;
-      uint64_t off = 0;
-      std::string decoded;
-      if (!current || !(fields >> sink >> off) || !decode(sink, &decoded)) {
-        return corrupt(n, "bad sink record");
-      }
-      current->offsets[decoded] = off;
-    } else {
-      return corrupt(n, "unknown record '" + tag + "'");
-    }
-  }
-  if (out.size() != count) return corrupt(n, "entry count mismatch");
-  return out;
+  auto snap = ckpt::parseSnapshot(text, name);
+  if (!snap.ok()) return snap.error();
+  return std::move(snap.value().entries);
 }
 
 sys::Error CheckpointStore::load() {
   entries_.clear();
-  sys::UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    if (errno == ENOENT) return sys::Error::ok();
-    return sys::Error::fromErrno(errno, "checkpoint file " + path_);
+  changed_.clear();
+  log_fd_.reset();  // the next flush starts a fresh log (after a torn tail, never append to it)
+  dirty_ = false;
+  oldest_updated_ = INT64_MIN;
+  generation_ = 0;
+  log_bytes_ = 0;
+
+  std::string log_text;
+  bool log_missing = false;
+  uint64_t log_gen = 0;
+  bool log_headed = false;
+  size_t pos = 0;
+  std::string_view payload;
+  if (auto err = readWhole(log_path_, &log_text, &log_missing); err) {
+    spdlog::warn("checkpoint log ignored: {}", err.toString());
+  } else if (!log_missing && ckpt::readRecord(log_text, &pos, &payload) == ckpt::ReadStatus::kOk) {
+    log_headed = ckpt::parseLogHeader(payload, &log_gen);
   }
+
   std::string text;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0) return sys::Error::fromErrno(errno, "read " + path_);
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
+  bool missing = false;
+  sys::Error err = readWhole(path_, &text, &missing);
+  // Whatever happens, later snapshots must carry a generation above any seen on disk, so that
+  // a stale log is never mistaken for the log of a new snapshot.
+  generation_ = std::max(log_gen, err ? 0 : ckpt::peekSnapshotGeneration(text));
+  if (err) return err;
+  if (missing) {
+    if (log_headed) spdlog::warn("{}: no snapshot beside it; ignored", log_path_);
+    return sys::Error::ok();
   }
-  auto parsed = parse(text, path_);
-  if (!parsed.ok()) return parsed.error();
-  entries_ = std::move(parsed.value());
+  auto snap = ckpt::parseSnapshot(text, path_);
+  if (!snap.ok()) return snap.error();
+  ckpt::EntryMap loaded = std::move(snap.value().entries);
+  snapshot_bytes_ = text.size();
+  replayLog(log_text, log_headed, log_gen, snap.value().generation, pos, loaded);
+  // Held as payloads from now on (see Stored).
+  for (auto& [key, e] : loaded) {
+    Stored& st = entries_[key];
+    st.updated_unix = e.updated_unix;
+    ckpt::appendPutPayload(st.payload, e);
+  }
   return sys::Error::ok();
+}
+
+void CheckpointStore::replayLog(const std::string& log_text, bool log_headed, uint64_t log_gen,
+                                uint64_t gen, size_t pos, ckpt::EntryMap& loaded) {
+  if (!log_headed || log_gen != gen) {
+    // A log of an older generation: a crash came after the new snapshot was renamed into place
+    // and before its log replaced the old one; the snapshot already holds every change.
+    if (log_headed && log_gen > gen) {
+      spdlog::warn("{}: generation {} is newer than the snapshot's ({}); ignored", log_path_,
+                   log_gen, gen);
+    } else if (!log_headed && !log_text.empty()) {
+      spdlog::warn("{}: no valid header; ignored", log_path_);
+    }
+    return;
+  }
+  size_t records = 0;
+  std::string_view payload;
+  for (;;) {
+    size_t at = pos;
+    ckpt::ReadStatus st = ckpt::readRecord(log_text, &pos, &payload);
+    if (st == ckpt::ReadStatus::kEnd) break;
+    if (st == ckpt::ReadStatus::kBad || !ckpt::applyRecord(payload, loaded)) {
+      // A torn last record (a crash mid-append) or damage: everything before it stands.
+      spdlog::warn("{}: record at byte {} is incomplete or damaged; {} bytes after it ignored",
+                   log_path_, at, log_text.size() - at);
+      break;
+    }
+    ++records;
+  }
+  log_bytes_ = log_text.size();
+  spdlog::debug("checkpoints: {} entries from generation {} and {} log records", loaded.size(), gen,
+                records);
 }
 
 const CheckpointEntry* CheckpointStore::find(uint64_t dev, uint64_t ino) const {
   auto it = entries_.find({dev, ino});
-  return it == entries_.end() ? nullptr : &it->second;
+  if (it == entries_.end() || !ckpt::parsePutPayload(it->second.payload, &found_)) return nullptr;
+  return &found_;
 }
 
-void CheckpointStore::put(CheckpointEntry entry) {
-  auto key = std::make_pair(entry.identity.dev, entry.identity.ino);
-  entries_[key] = std::move(entry);
+void CheckpointStore::noteChanged(const ckpt::Key& key) {
+  changed_.insert(key);
   dirty_ = true;
 }
 
+void CheckpointStore::put(CheckpointEntry entry) {
+  auto key = ckpt::keyOf(entry);
+  oldest_updated_ = std::min(oldest_updated_, entry.updated_unix);
+  Stored& st = entries_[key];
+  st.updated_unix = entry.updated_unix;
+  st.payload.clear();
+  ckpt::appendPutPayload(st.payload, entry);
+  st.payload.shrink_to_fit();
+  noteChanged(key);
+}
+
 void CheckpointStore::forget(uint64_t dev, uint64_t ino) {
-  if (entries_.erase({dev, ino}) > 0) dirty_ = true;
+  if (entries_.erase({dev, ino}) > 0) noteChanged({dev, ino});
 }
 
 std::vector<inputs::KnownFile> CheckpointStore::knownFiles(const std::string& input) const {
   std::vector<inputs::KnownFile> out;
-  for (const auto& [key, e] : entries_) {
-    if (e.input == input) out.push_back({e.path, e.identity});
+  CheckpointEntry e;
+  for (const auto& [key, stored] : entries_) {
+    if (ckpt::parsePutPayload(stored.payload, &e) && e.input == input) {
+      out.push_back({e.path, e.identity});
+    }
   }
   return out;
 }
 
 size_t CheckpointStore::expire(int64_t older_than_unix) {
+  // Called every interval: skip the walk over every entry while none can be old enough.
+  if (older_than_unix <= oldest_updated_) return 0;
   size_t n = 0;
+  int64_t oldest = INT64_MAX;
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.updated_unix < older_than_unix) {
+      changed_.insert(it->first);
       it = entries_.erase(it);
       ++n;
     } else {
+      oldest = std::min(oldest, it->second.updated_unix);
       ++it;
     }
   }
+  oldest_updated_ = oldest;
   if (n) dirty_ = true;
   return n;
+}
+
+uint64_t CheckpointStore::compactThreshold() const {
+  if (!policy_.follow_snapshot_size) return policy_.min_log_bytes;
+  return std::max(policy_.min_log_bytes, snapshot_bytes_);
 }
 
 sys::Error CheckpointStore::flush() {
   if (!dirty_) return sys::Error::ok();
   auto started = std::chrono::steady_clock::now();
-  std::string text = serialize();
+  sys::Error err = log_fd_ ? appendChanges() : compact();
+  if (err) return err;
+  ++writes_;
+  last_write_seconds_ =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return sys::Error::ok();
+}
+
+sys::Error CheckpointStore::appendChanges() {
+  std::string records;
+  records.reserve(changed_.size() * 200);
+  std::string payload;
+  for (const auto& key : changed_) {
+    payload.clear();
+    auto it = entries_.find(key);
+    if (it != entries_.end()) {
+      payload = it->second.payload;
+    } else {
+      ckpt::appendForgetPayload(payload, key);
+    }
+    ckpt::appendRecord(records, payload);
+  }
+  if (log_bytes_ + records.size() > compactThreshold()) return compact();
+  if (!writeAll(log_fd_.get(), records) || ::fdatasync(log_fd_.get()) != 0) {
+    int e = errno;
+    // The log may end in a partial record now: never append after it; compact next time.
+    log_fd_.reset();
+    return sys::Error::fromErrno(e, "append to checkpoint log " + log_path_);
+  }
+  log_bytes_ += records.size();
+  changed_.clear();
+  dirty_ = false;
+  return sys::Error::ok();
+}
+
+sys::Error CheckpointStore::writeSnapshot(uint64_t generation, size_t* bytes) {
+  std::string text = snapshotText(generation);
+  *bytes = text.size();
   std::string tmp = path_ + ".tmp";
   sys::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640));
   if (!fd) return sys::Error::fromErrno(errno, "write checkpoint " + tmp);
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd.get(), text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::unlink(tmp.c_str());
-      return sys::Error::fromErrno(err, "write checkpoint " + tmp);
-    }
-    done += static_cast<size_t>(n);
-  }
   auto fail = [&](int err, const std::string& what) {
     ::unlink(tmp.c_str());  // never leave a half-written temp file behind
     return sys::Error::fromErrno(err, what + " " + tmp);
   };
+  if (!writeAll(fd.get(), text)) return fail(errno, "write checkpoint");
   if (::fsync(fd.get()) != 0) return fail(errno, "fsync");
   if (auto err = fd.close()) return fail(err.sysErrno(), "close");
+  if (crashAt(CompactStep::kSnapshotTempWritten)) return sys::Error::io("simulated crash");
   if (::rename(tmp.c_str(), path_.c_str()) != 0) return fail(errno, "rename");
+  return fsyncDir(dir_);
+}
+
+sys::Error CheckpointStore::startLog(uint64_t generation) {
+  std::string tmp = log_path_ + ".tmp";
+  sys::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0640));
+  if (!fd) return sys::Error::fromErrno(errno, "write checkpoint log " + tmp);
+  std::string header;
+  ckpt::appendRecord(header, ckpt::logHeaderPayload(generation));
+  if (!writeAll(fd.get(), header) || ::fsync(fd.get()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return sys::Error::fromErrno(e, "write checkpoint log " + tmp);
+  }
+  if (crashAt(CompactStep::kLogTempWritten)) return sys::Error::io("simulated crash");
+  if (::rename(tmp.c_str(), log_path_.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    return sys::Error::fromErrno(e, "rename " + tmp);
+  }
   if (auto err = fsyncDir(dir_)) return err;
+  log_fd_ = std::move(fd);  // the renamed file: appends go on through this descriptor
+  log_bytes_ = header.size();
+  return sys::Error::ok();
+}
+
+sys::Error CheckpointStore::compact() {
+  // Order matters for recovery: the snapshot of generation g+1 is in place before the log of
+  // generation g is replaced. A crash in between leaves snapshot g+1 and log g: the log's
+  // generation tells that the snapshot already holds its changes.
+  log_fd_.reset();
+  uint64_t gen = generation_ + 1;
+  size_t bytes = 0;
+  if (auto err = writeSnapshot(gen, &bytes)) return err;
+  generation_ = gen;  // on disk now: a retry must use a newer one
+  snapshot_bytes_ = bytes;
+  if (crashAt(CompactStep::kSnapshotRenamed)) return sys::Error::io("simulated crash");
+  changed_.clear();
   dirty_ = false;
-  ++writes_;
-  last_write_seconds_ =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ++compactions_;
+  if (auto err = startLog(gen)) {
+    // The snapshot holds everything; the next flush compacts again (log_fd_ is closed).
+    dirty_ = true;
+    return err;
+  }
   return sys::Error::ok();
 }
 
@@ -260,6 +361,9 @@ void CheckpointStore::collectMetrics(sys::MetricWriter& out) const {
             "Time the last checkpoint write took, fsyncs included.", {}, last_write_seconds_);
   out.gauge("logsplice_checkpoint_entries", "Files the checkpoint file knows.", {},
             static_cast<double>(entries_.size()));
+  out.counter("logsplice_checkpoint_compactions_total",
+              "Checkpoint snapshots written (the change log folded into a new snapshot).", {},
+              static_cast<double>(compactions_));
 }
 
 }  // namespace logsplice::agent

@@ -11,6 +11,9 @@ namespace {
 
 constexpr int64_t kRefreshEntrySeconds = 3600;
 constexpr int64_t kExpireEntrySeconds = 24 * 3600;
+// How often every file is looked at (for the hourly refresh, and as a safety net for a file
+// marked dirty without markDirty).
+constexpr int64_t kWalkSeconds = 60;
 
 }  // namespace
 
@@ -25,7 +28,8 @@ uint64_t DeliveryBook::openingOffset(const FileRoute& fs, const CheckpointEntry*
 }
 
 uint64_t DeliveryBook::liveAddOffset(const FileRoute& fs, const std::string& name) const {
-  const CheckpointEntry* saved = store_.find(fs.identity.dev, fs.identity.ino);
+  const inputs::FileIdentity& id = fs.follower->identity();
+  const CheckpointEntry* saved = store_.find(id.dev, id.ino);
   if (saved) {
     auto off = saved->offsets.find(name);
     if (off != saved->offsets.end() && off->second <= fs.follower->size()) {
@@ -54,7 +58,7 @@ bool DeliveryBook::delivered(FileRoute& fs, uint32_t sink_id, uint64_t generatio
   Cursor* c = fs.cursor(sink_id);
   if (!c || offset_end <= c->delivered) return false;
   c->delivered = offset_end;
-  fs.dirty = true;
+  markDirty(fs);
   return true;
 }
 
@@ -115,7 +119,7 @@ void DeliveryBook::release(FileRoute& fs, const inputs::Follower& f, bool keep) 
       spdlog::warn("output '{}': {} released before it was delivered: {} bytes missed",
                    slot->sink->name(), f.path(), missed);
     });
-    store_.forget(fs.identity.dev, fs.identity.ino);
+    store_.forget(f.identity().dev, f.identity().ino);
   } else if (fs.dirty) {
     // Keep what was delivered up to now: the input comes back (reload) or the agent restarts.
     store_.put(entryFor(fs, f, clock_.unixSeconds()));
@@ -126,7 +130,7 @@ CheckpointEntry DeliveryBook::entryFor(const FileRoute& fs, const inputs::Follow
                                        int64_t now) const {
   CheckpointEntry e;
   e.identity = f.identity();
-  e.input = fs.input;
+  e.input = fs.input();
   e.path = f.path();
   e.updated_unix = now;
   // Offsets of sinks removed by a reload stay (a later reload may bring them back).
@@ -139,15 +143,36 @@ CheckpointEntry DeliveryBook::entryFor(const FileRoute& fs, const inputs::Follow
   return e;
 }
 
+void DeliveryBook::markDirty(FileRoute& fs) {
+  fs.dirty = true;
+  if (!fs.queued) {
+    fs.queued = true;
+    dirty_files_.push_back(fs.id);
+  }
+}
+
 void DeliveryBook::checkpoint() {
   int64_t now = clock_.unixSeconds();
-  for (auto& [id, fs] : table_.allFiles()) {
-    // Unchanged entries are rewritten once an hour, so that their age tells followed files
-    // from files gone for good (CheckpointStore::expire).
-    if (!fs.follower || (!fs.dirty && now - fs.last_put_unix < kRefreshEntrySeconds)) continue;
+  auto put = [&](FileRoute& fs) {
     fs.last_put_unix = now;
     store_.put(entryFor(fs, *fs.follower, now));
     fs.dirty = false;
+  };
+  for (uint64_t id : dirty_files_) {
+    FileRoute* fs = table_.file(id);
+    if (fs == nullptr) continue;
+    fs->queued = false;
+    if (fs->follower && fs->dirty) put(*fs);
+  }
+  dirty_files_.clear();
+  if (!last_walk_unix_ || now - *last_walk_unix_ >= kWalkSeconds) {
+    last_walk_unix_ = now;
+    for (auto& [id, fs] : table_.allFiles()) {
+      // Unchanged entries are rewritten once an hour, so that their age tells followed files
+      // from files gone for good (CheckpointStore::expire).
+      if (!fs.follower || (!fs.dirty && now - fs.last_put_unix < kRefreshEntrySeconds)) continue;
+      put(fs);
+    }
   }
   // Entries of files not followed for a day (deleted, or no longer matched) go.
   size_t expired = store_.expire(now - kExpireEntrySeconds);

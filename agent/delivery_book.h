@@ -1,7 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/checkpoint_store.h"
 #include "agent/route_table.h"
@@ -48,8 +50,11 @@ class DeliveryBook {
   // its entry is kept (written if dirty) and nothing counts as missed. Otherwise every sink
   // that had not delivered up to the end counts the rest as missed, and the entry goes.
   void release(FileRoute& fs, const inputs::Follower& f, bool keep);
+  // Delivered offsets of `fs` changed (or must be written anyway): the next checkpoint puts it.
+  void markDirty(FileRoute& fs);
   // Writes the delivered offsets of every changed file into the store (not flushed), and
-  // expires entries of files not followed for a day.
+  // expires entries of files not followed for a day. Costs what changed: only the files marked
+  // dirty are looked at, plus one walk over every file a minute for the hourly refresh.
   void checkpoint();
   // What the store should hold for one file now.
   CheckpointEntry entryFor(const FileRoute& fs, const inputs::Follower& f, int64_t now) const;
@@ -59,6 +64,8 @@ class DeliveryBook {
   CheckpointStore& store_;
   sys::SysCalls& sys_;
   sys::Clock& clock_;
+  std::vector<uint64_t> dirty_files_;  // ids of files marked dirty since the last checkpoint
+  std::optional<int64_t> last_walk_unix_;  // when every file was last looked at
 };
 
 }  // namespace logsplice::agent

@@ -71,7 +71,7 @@ sys::Error Router::addSinkLive(std::unique_ptr<outputs::Sink> sink,
   // Where it starts in each file, found before it gets its id (starting it can report back).
   std::vector<std::pair<uint64_t, uint64_t>> starts;  // (file id, offset)
   for (auto& [id, fs] : table_.allFiles()) {
-    if (!fs.follower || !routed.count(fs.input)) continue;
+    if (!fs.follower || !routed.count(fs.input())) continue;
     starts.emplace_back(id, book_.liveAddOffset(fs, name));
   }
   outputs::Sink* raw = sink.get();
@@ -82,7 +82,7 @@ sys::Error Router::addSinkLive(std::unique_ptr<outputs::Sink> sink,
     c.cursor = offset;
     c.delivered = offset;
     fs.route(raw->id(), c);
-    fs.dirty = true;
+    book_.markDirty(fs);
   }
   for (auto& [id, fs] : table_.allFiles()) planner_.refreshPending(id, fs);
   schedule();
@@ -123,13 +123,10 @@ std::vector<outputs::Sink*> Router::sinks() const {
 void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   FileRoute fs;
   fs.follower = &f;
-  fs.input = f.inputName();
-  fs.path = f.path();
   fs.source = std::make_shared<const outputs::SourceInfo>(
-      outputs::SourceInfo{fs.input, fs.path, baseName(f.path()), f.identity().dev,
+      outputs::SourceInfo{f.inputName(), f.path(), baseName(f.path()), f.identity().dev,
                           f.identity().ino, f.identity().fingerprint,
                           f.identity().fingerprint_len});
-  fs.identity = f.identity();
   fs.generation = f.generation();
   fs.copy_mode = f.copyMode();
   const CheckpointEntry* saved = store_.find(f.identity().dev, f.identity().ino);
@@ -143,12 +140,13 @@ void Router::fileOpened(inputs::Follower& f, uint64_t default_start) {
   }
   FileRoute& state = table_.addFile(f.id(), std::move(fs));
   table_.forEachSink([&](uint32_t sink_id, const SinkSlot& slot) {
-    if (slot.removing || !slot.inputs.count(state.input)) return;
+    if (slot.removing || !slot.inputs.count(state.input())) return;
     Cursor c;
     c.cursor = book_.openingOffset(state, saved, resume, slot.sink->name(), default_start);
     c.delivered = c.cursor;
     state.route(sink_id, c);
   });
+  book_.markDirty(state);  // its identity reaches the checkpoint file soon (setOnNewFile)
   spdlog::debug("following {} (id {}, {} sinks{})", f.path(), f.id(), state.routedSinks(),
                 resume ? ", resumed from checkpoint" : "");
   planner_.refreshPending(f.id(), state);
@@ -167,14 +165,13 @@ void Router::fileTruncated(inputs::Follower& f) {
   FileRoute* fs = table_.file(f.id());
   if (!fs) return;
   fs->generation = f.generation();
-  fs->identity = f.identity();
   fs->forEachCursor([&](uint32_t sink_id, Cursor& c) {
     c = Cursor{};
     c.routed = true;
     SinkSlot* slot = table_.slot(sink_id);
     if (slot && slot->bound_file == f.id()) slot->bound_file = 0;
   });
-  fs->dirty = true;
+  book_.markDirty(*fs);
   planner_.refreshPending(f.id(), *fs);
   scheduleSoon();
 }
@@ -193,7 +190,7 @@ void Router::fileClosing(inputs::Follower& f) {
     slot->pending.erase(f.id());
     if (slot->bound_file == f.id()) slot->bound_file = 0;
   });
-  book_.release(*fs, f, shutting_down_ || detached_inputs_.count(fs->input) > 0);
+  book_.release(*fs, f, shutting_down_ || detached_inputs_.count(fs->input()) > 0);
   if (fs->fills_in_flight > 0) {
     fs->follower = nullptr;  // erased when the last fill comes back
   } else {
@@ -324,11 +321,11 @@ void Router::onFillDone(std::unique_ptr<FillJob> job) {
     fs.copy_mode = true;
     ++stats_.copy_fallbacks;
     spdlog::warn("{}: the filesystem refuses splice; using read/write (counted as copies)",
-                 fs.path);
+                 fs.path());
   }
   if (job->error) {
     // An I/O error (EIO on a bad disk...) is retried, but not in a tight loop.
-    spdlog::warn("{}: reading failed: {}; retrying in 1 s", fs.path, job->error.toString());
+    spdlog::warn("{}: reading failed: {}; retrying in 1 s", fs.path(), job->error.toString());
     fs.retry_at_ms = clock_.monotonicMs() + 1000;
   }
   std::vector<uint32_t> removed;
@@ -443,7 +440,7 @@ void Router::visit(const std::function<void(const FileSinkView&)>& fn) const {
     fs.forEachCursor([&](uint32_t sink_id, const Cursor& c) {
       const SinkSlot* slot = table_.slot(sink_id);
       if (!slot) return;
-      views.push_back({fs.input, fs.follower->path(), slot->sink->name(), c.delivered, c.cursor,
+      views.push_back({fs.input(), fs.follower->path(), slot->sink->name(), c.delivered, c.cursor,
                        fs.follower->completeEnd()});
     });
     // Each file's sinks by name, as the metrics listed them before sinks had ids.

@@ -118,7 +118,8 @@ class Proc:
         self.p = subprocess.Popen([tool("runproc"), self.ru_path, "--"] + argv, stdout=self.logf,
                                   stderr=subprocess.STDOUT, env=env, start_new_session=True)
         end = time.monotonic() + 10
-        while not os.path.exists(self.ru_path + ".pid"):
+        # runproc creates the file, then writes the pid: wait for the number, not the file
+        while not (os.path.exists(self.ru_path + ".pid") and open(self.ru_path + ".pid").read().strip()):
             if time.monotonic() > end or self.p.poll() is not None:
                 raise RuntimeError(f"cannot start {argv[0]}")
             time.sleep(0.001)
@@ -927,7 +928,7 @@ def rotate(seq, k):
 def main():
     raise_nofile()
     scenarios = sys.argv[1:] or ["catchup", "fanout", "archive", "live", "outage", "glob", "zerocopy",
-                                 "events", "tls"]
+                                 "events", "tls", "manyfiles"]
     out_dir = os.environ.get("LSB_OUT", os.path.join(BENCH, "out"))
     os.makedirs(out_dir, exist_ok=True)
     ws = Workspace()
@@ -1026,6 +1027,12 @@ def main():
     if "relp" in scenarios:
         import scenario_relp  # bench/scenario_relp.py: relp output vs rsyslog omrelp
         scenario_relp.run(sys.modules[__name__], ws, run_reps, reps, use_agent)
+    if "manyfiles" in scenarios and use_agent:  # the agent alone: bench/scenario_manyfiles.py
+        import scenario_manyfiles
+        this = sys.modules[__name__]
+        run_reps("manyfiles", [scenario_manyfiles.ManyAgent(this)],
+                 lambda c: scenario_manyfiles.manyfiles_trial(this, ws),
+                 int(os.environ.get("LSB_MANY_REPS", "1")))
     save()
     if os.environ.get("LSB_KEEP") != "1":
         ws.clean_trials()

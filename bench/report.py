@@ -275,6 +275,21 @@ def main():
               f"Each file starts with one line (shipped from the beginning); once all are shipped, "
               f"{cfg.get('glob_idle_seconds', 0):.0f} s with nothing written (idle CPU); then {r0['rate']:,} "
               f"lines/s are appended round-robin to {r0['active']} of them for {r0['seconds']:.0f} s.", ""] + glob_table(rs) + [""]
+    rs = by(results, "manyfiles")
+    if rs:
+        r0 = rs[0]
+        L += [f"## {r0['files']:,} files under one `**` glob (logsplice alone)", "",
+              f"{r0['lines_per_file']} lines each, `start_at: beginning`, default `max_open_files`; "
+              "then idle; then 100 files get a line every second (`bench/scenario_manyfiles.py`). "
+              "Targets: idle CPU ≤ 1 % of a core, RSS ≤ 128 MiB, checkpoint write ≤ 5 ms.", "",
+              "| rep | all lines shipped (s) | idle CPU % | idle RSS MiB | open fds | checkpoint write ms, median / max | compactions |",
+              "|---|---|---|---|---|---|---|"]
+        for r in rs:
+            L.append(f"| {r.get('rep', 0) + 1} | {fmt(r.get('ship_s'))} | {fmt(r.get('idle_cpu_pct'))} | "
+                     f"{fmt((r.get('idle_rss_kib') or 0) / 1024, 1)} | {r.get('open_fds')} | "
+                     f"{fmt(r.get('ckpt_write_ms_median'))} / {fmt(r.get('ckpt_write_ms_max'))} | "
+                     f"{fmt(r.get('ckpt_compactions'), 0)} |")
+        L.append("")
     rs = by(results, "zerocopy")
     if rs:
         L += [f"## Zero-copy proof ({cfg['zc_size'] / 2**20:.0f} MiB → 1 TCP sink, under `strace -f`)", "",

@@ -2,7 +2,7 @@
 # One command for the logsplice benchmarks.
 #
 #   bench/run.sh [--quick] [catchup] [fanout] [archive] [live] [outage] [glob] [zerocopy] [events] [tls]
-#                [kafka] [collect] [relp]
+#                [kafka] [collect] [relp] [manyfiles]
 #
 # Installs what it needs (Debian packages: rsyslog, rsyslog-openssl, libssl-dev, strace,
 # python3-matplotlib, and a private syslog-ng via bench/peers/install.sh), builds bench/build/,
@@ -22,9 +22,11 @@ for a in "$@"; do
     --quick)
       : "${LSB_SIZE:=64M}" "${LSB_REPS:=2}" "${LSB_LIVE_SECONDS:=4}" "${LSB_LIVE_RATES:=50000}"
       : "${LSB_OUTAGE_BYTES:=64M}" "${LSB_OUTAGE_HOLD:=1}" "${LSB_OUTAGE_REPS:=1}" "${LSB_GLOB_FILES:=1000}"
+      : "${LSB_MANY_FILES:=10000}" "${LSB_MANY_IDLE_SECONDS:=5}" "${LSB_MANY_CKPT_SECONDS:=3}"
       : "${LSB_GLOB_SECONDS:=3}" "${LSB_GLOB_IDLE_SECONDS:=3}" "${LSB_GLOB_REPS:=1}" "${LSB_ZC_SIZE:=16M}" "${LSB_RESULTS:=$here/out/quick}" "${LSB_TIMEOUT:=120}"
       export LSB_SIZE LSB_REPS LSB_LIVE_SECONDS LSB_LIVE_RATES LSB_OUTAGE_BYTES LSB_OUTAGE_HOLD \
-        LSB_OUTAGE_REPS LSB_GLOB_FILES LSB_GLOB_SECONDS LSB_GLOB_IDLE_SECONDS LSB_GLOB_REPS LSB_ZC_SIZE LSB_TIMEOUT ;;
+        LSB_OUTAGE_REPS LSB_GLOB_FILES LSB_GLOB_SECONDS LSB_GLOB_IDLE_SECONDS LSB_GLOB_REPS LSB_ZC_SIZE LSB_TIMEOUT \
+        LSB_MANY_FILES LSB_MANY_IDLE_SECONDS LSB_MANY_CKPT_SECONDS ;;
     -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) args+=("$a") ;;
   esac

@@ -75,6 +75,12 @@ bool Discovery::isCandidate(const std::string& path) const {
 
 int Discovery::scan(const std::function<void(const std::string&)>& on_file,
                     const PathGlob::DirErrorFn& on_dir_error) {
+  return scanStat([&](const std::string& path, const struct stat*) { on_file(path); },
+                  on_dir_error);
+}
+
+int Discovery::scanStat(const PathGlob::FileStatFn& on_file,
+                        const PathGlob::DirErrorFn& on_dir_error) {
   fd_error_ = 0;
   std::set<std::string> ancestors;
   for (const auto& g : globs_) {
@@ -86,11 +92,11 @@ int Discovery::scan(const std::function<void(const std::string&)>& on_file,
       ancestors.insert(dir);
       continue;
     }
-    int err = g.expand([this](const std::string& dir) { watch(dir); },
-                       [&](const std::string& path) {
-                         if (!excluded(path)) on_file(path);
-                       },
-                       on_dir_error);
+    int err = g.expandStat([this](const std::string& dir) { watch(dir); },
+                           [&](const std::string& path, const struct stat* st) {
+                             if (!excluded(path)) on_file(path, st);
+                           },
+                           on_dir_error);
     if (err != 0) fd_error_ = err;
   }
   for (const auto& dir : ancestors) watch(dir);

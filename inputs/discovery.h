@@ -48,6 +48,9 @@ class Discovery : public WatchHandler {
   // on_dir_error: a directory that exists but cannot be listed (EACCES...), with the errno.
   int scan(const std::function<void(const std::string& path)>& on_file,
            const PathGlob::DirErrorFn& on_dir_error = nullptr);
+  // The same, handing on the stat(2) the walk took of each file (null if it failed).
+  int scanStat(const PathGlob::FileStatFn& on_file,
+               const PathGlob::DirErrorFn& on_dir_error = nullptr);
   // Whether `path` matches a glob and no exclude pattern.
   bool isCandidate(const std::string& path) const;
   bool excluded(const std::string& path) const;

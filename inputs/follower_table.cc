@@ -6,8 +6,9 @@ Follower& FollowerTable::add(std::unique_ptr<Follower> f, const std::string& rea
   Follower& ref = *f;
   by_inode_[keyOf(ref.identity())] = ref.id();
   ++by_state_[static_cast<size_t>(ref.state())];
+  if (ref.state() == Follower::State::kLive) open_live_.insert(ref.id());
   if (ref.live()) {
-    live_by_path_[ref.path()] = ref.id();
+    setLive(ref);
   } else {
     not_live_.insert(ref.id());
   }
@@ -23,6 +24,7 @@ std::unique_ptr<Follower> FollowerTable::remove(uint64_t id) {
   std::unique_ptr<Follower> f = std::move(it->second);
   followers_.erase(it);
   --by_state_[static_cast<size_t>(f->state())];
+  open_live_.erase(id);
   auto in = by_inode_.find(keyOf(f->identity()));
   if (in != by_inode_.end() && in->second == id) by_inode_.erase(in);
   leftLive(*f);
@@ -37,12 +39,22 @@ void FollowerTable::stateChanged(const Follower& f, Follower::State from) {
   if (followers_.count(f.id()) == 0) return;
   --by_state_[static_cast<size_t>(from)];
   ++by_state_[static_cast<size_t>(f.state())];
+  if (f.state() == Follower::State::kLive) {
+    open_live_.insert(f.id());
+  } else {
+    open_live_.erase(f.id());
+  }
   if (!f.live()) leftLive(f);
 }
 
 void FollowerTable::leftLive(const Follower& f) {
-  auto it = live_by_path_.find(f.path());
-  if (it != live_by_path_.end() && it->second == f.id()) live_by_path_.erase(it);
+  auto [lo, hi] = live_by_path_.equal_range(pathHash(f.path()));
+  for (auto it = lo; it != hi; ++it) {
+    if (it->second == f.id()) {
+      live_by_path_.erase(it);
+      break;
+    }
+  }
   if (followers_.count(f.id())) not_live_.insert(f.id());
 }
 
@@ -57,8 +69,25 @@ Follower* FollowerTable::byInode(const InodeKey& key) const {
 }
 
 Follower* FollowerTable::liveAt(const std::string& path) const {
-  auto it = live_by_path_.find(path);
-  return it == live_by_path_.end() ? nullptr : byId(it->second);
+  auto [lo, hi] = live_by_path_.equal_range(pathHash(path));
+  for (auto it = lo; it != hi; ++it) {
+    Follower* f = byId(it->second);
+    if (f != nullptr && f->path() == path) return f;
+  }
+  return nullptr;
+}
+
+void FollowerTable::setLive(const Follower& f) {
+  // A new live follower under a path takes it over from the one there (as a map assignment).
+  auto [lo, hi] = live_by_path_.equal_range(pathHash(f.path()));
+  for (auto it = lo; it != hi; ++it) {
+    Follower* other = byId(it->second);
+    if (other == nullptr || other->path() == f.path()) {
+      it->second = f.id();
+      return;
+    }
+  }
+  live_by_path_.emplace(pathHash(f.path()), f.id());
 }
 
 std::vector<uint64_t> FollowerTable::byRealPath(const std::string& path) const {

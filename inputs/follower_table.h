@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -51,9 +52,13 @@ class FollowerTable {
   // refresh, without walking every follower.
   std::vector<uint64_t> notLiveIds() const { return {not_live_.begin(), not_live_.end()}; }
   size_t size() const { return followers_.size(); }
+  // The followers in state kLive (fd open, name current): the only candidates for suspension,
+  // so the open-file budget looks at at most its own size, not at every follower.
+  const std::set<uint64_t>& openLiveIds() const { return open_live_; }
 
   void rememberFinished(const FileIdentity& identity, uint64_t size);
   const Finished* finished(const InodeKey& key) const;
+  size_t finishedCount() const { return finished_.size(); }
   void forgetFinished(const InodeKey& key) { finished_.erase(key); }
   // Drops finished files whose inode was not seen by the last full scan.
   void pruneFinished(const std::set<InodeKey>& seen);
@@ -63,11 +68,21 @@ class FollowerTable {
  private:
   static constexpr size_t kMaxFinished = 4096;
   void leftLive(const Follower& f);
+  void setLive(const Follower& f);
 
   std::map<uint64_t, std::unique_ptr<Follower>> followers_;
-  std::map<InodeKey, uint64_t> by_inode_;
-  std::map<std::string, uint64_t> live_by_path_;
+  struct InodeHash {
+    size_t operator()(const InodeKey& k) const {
+      return std::hash<uint64_t>{}(k.first * 0x9E3779B97F4A7C15ULL ^ k.second);
+    }
+  };
+  std::unordered_map<InodeKey, uint64_t, InodeHash> by_inode_;
+  // Hash of the path -> id of the live follower there. The path itself is the follower's own
+  // (a follower's path never changes): one copy less per file counts with 100,000 files.
+  std::unordered_multimap<size_t, uint64_t> live_by_path_;
+  static size_t pathHash(const std::string& path) { return std::hash<std::string>{}(path); }
   std::set<uint64_t> not_live_;
+  std::set<uint64_t> open_live_;
   std::multimap<std::string, uint64_t> by_real_path_;
   std::map<InodeKey, Finished> finished_;
   std::array<size_t, static_cast<size_t>(Follower::State::kClosed) + 1> by_state_{};

@@ -49,18 +49,49 @@ sys::Error InputTailer::Impl::start(bool at_startup, const std::vector<KnownFile
   uint64_t t = now();
   for (const auto& k : known) openKnown(k, t);
   startup_scan_ = at_startup;
+  uint64_t scan_started = uv_hrtime();
   rescan(t);
+  uint64_t scan_ms = (uv_hrtime() - scan_started) / 1000000;
   startup_scan_ = false;
   stats_.rescans = 0;  // the initial scan is not a re-scan
   discovery_.start();
   uint64_t tick = tickMs();
   uv_timer_start(
       tick_.get(), [](uv_timer_t* h) { static_cast<Impl*>(h->data)->onTick(); }, tick, tick);
-  auto every = static_cast<uint64_t>(std::max<int64_t>(cfg_.rescan_interval.count(), 10));
+  rescan_every_ms_ = rescanIntervalMs();
+  armRescan(rescan_every_ms_);
+  paceRescans(scan_ms);  // the first scan (opening every file) says how many files there are
+  return sys::Error::ok();
+}
+
+uint64_t InputTailer::Impl::rescanIntervalMs() const {
+  return static_cast<uint64_t>(std::max<int64_t>(cfg_.rescan_interval.count(), 10));
+}
+
+void InputTailer::Impl::armRescan(uint64_t every) {
   uv_timer_start(
       rescan_.get(), [](uv_timer_t* h) { static_cast<Impl*>(h->data)->rescanNeeded(false); }, every,
       every);
-  return sys::Error::ok();
+}
+
+void InputTailer::Impl::paceRescans(uint64_t took_ms) {
+  // The periodic rescan is a safety net behind inotify; with 100,000 files one costs a few
+  // hundred ms. It may take at most 1/kRescanCostShare of the loop: a slow rescan pushes the
+  // next one out (never below rescan_interval, never beyond kRescanMaxPaceMs), a cheap one
+  // brings the configured pace back.
+  uint64_t every = rescanIntervalMs();
+  if (took_ms >= kRescanCheapMs) {
+    every = std::clamp(took_ms * kRescanCostShare, every, std::max(every, kRescanMaxPaceMs));
+  }
+  bool running = rescan_ && uv_is_active(reinterpret_cast<uv_handle_t*>(rescan_.get()));
+  if (every != rescan_every_ms_ && running && !closing_) {
+    if (every > rescanIntervalMs()) {
+      spdlog::info("input '{}': a rescan took {} ms; the next ones every {} s", cfg_.name, took_ms,
+                   every / 1000);
+    }
+    rescan_every_ms_ = every;
+    armRescan(every);
+  }
 }
 
 void InputTailer::Impl::stop() {
@@ -254,7 +285,7 @@ bool InputTailer::Impl::suspendable(const Follower& f) const {
 
 void InputTailer::Impl::collectIdle(std::vector<Idle>& out) {
   if (closing_) return;
-  for (uint64_t id : table_.ids()) {
+  for (uint64_t id : table_.openLiveIds()) {
     const Follower* f = table_.byId(id);
     if (f != nullptr && suspendable(*f)) out.push_back({f->lastChangeMs(), this, id});
   }

@@ -15,6 +15,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "inputs/dir_errors.h"
@@ -85,6 +86,13 @@ class InputTailer::Impl : public DiscoveryHandler, public FdBudget::Holder, publ
     return uv_now(loop_);
   }
   uint64_t tickMs() const;
+  uint64_t rescanIntervalMs() const;
+  void armRescan(uint64_t every);
+  // After a rescan that took `took_ms`: spaces the periodic ones so they stay cheap.
+  void paceRescans(uint64_t took_ms);
+  static constexpr uint64_t kRescanCostShare = 400;
+  static constexpr uint64_t kRescanCheapMs = 50;        // below: the configured pace
+  static constexpr uint64_t kRescanMaxPaceMs = 300000;  // the safety net runs at least this often
   void syncGauges();
 
   // ---- Lifecycle, tick, closing (input_tailer.cc). ----
@@ -103,9 +111,11 @@ class InputTailer::Impl : public DiscoveryHandler, public FdBudget::Holder, publ
   // ---- Routing discovery to followers (tailer_routing.cc). ----
   void rescan(uint64_t now);
   void handlePath(const std::string& path, Touch touch, uint64_t now);
+  // `known`: the path's stat(2) when the caller (a rescan) has just taken it.
   void consider(const std::string& path, bool from_scan, uint64_t now,
-                std::set<FollowerTable::InodeKey>* seen);
-  void considerRequest(OpenRequest req, uint64_t now, std::set<FollowerTable::InodeKey>* seen);
+                std::set<FollowerTable::InodeKey>* seen, const struct stat* known = nullptr);
+  void considerRequest(OpenRequest req, uint64_t now, std::set<FollowerTable::InodeKey>* seen,
+                       const struct stat* known = nullptr);
   Follower* openFollower(const OpenRequest& req, uint64_t now);
   void openKnown(const KnownFile& k, uint64_t now);
   // Whether the path of a live follower still names its file; reopens a suspended one whose
@@ -131,14 +141,16 @@ class InputTailer::Impl : public DiscoveryHandler, public FdBudget::Holder, publ
   Discovery discovery_;
   FdWaitQueue waiting_;
   DirErrors dir_errors_;
-  sys::UvHandle<uv_timer_t> tick_;          // rotated/deleted refresh, partial lines, closing
-  sys::UvHandle<uv_timer_t> rescan_;        // safety-net rescan every rescan_interval
-  sys::UvHandle<uv_timer_t> recheck_;       // zero-delay: Follower::requestRecheck()
-  std::map<std::string, int> open_errors_;  // path -> errno already logged
-  std::set<uint64_t> scan_unchanged_;       // live followers a rescan's stat found unchanged
-  std::set<uint64_t> partial_;   // followers that may hold an unterminated line (a superset)
-  std::set<uint64_t> deferred_;  // follower ids to re-check for closing
-  std::set<uint64_t> rechecks_;  // follower ids asked for by requestRecheck()
+  sys::UvHandle<uv_timer_t> tick_;               // rotated/deleted refresh, partial lines, closing
+  sys::UvHandle<uv_timer_t> rescan_;             // safety-net rescan every rescan_interval
+  sys::UvHandle<uv_timer_t> recheck_;            // zero-delay: Follower::requestRecheck()
+  std::map<std::string, int> open_errors_;       // path -> errno already logged
+  std::unordered_set<uint64_t> scan_unchanged_;  // live followers a rescan found unchanged
+  bool in_rescan_ = false;
+  uint64_t rescan_every_ms_ = 0;  // the periodic rescan's pace now
+  std::set<uint64_t> partial_;    // followers that may hold an unterminated line (a superset)
+  std::set<uint64_t> deferred_;   // follower ids to re-check for closing
+  std::set<uint64_t> rechecks_;   // follower ids asked for by requestRecheck()
   bool noted_suspending_ = false;
   int depth_ = 0;
   bool started_ = false;

@@ -1,8 +1,10 @@
 #include "inputs/path_glob.h"
 
 #include "inputs/dir_lister.h"
+#include "sys/unique_fd.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
 
@@ -130,6 +132,12 @@ bool PathGlob::couldContain(const std::string& dir) const {
 int PathGlob::expand(const std::function<void(const std::string&)>& on_dir,
                      const std::function<void(const std::string&)>& on_file,
                      const DirErrorFn& on_dir_error) const {
+  return expandStat(
+      on_dir, [&](const std::string& path, const struct stat*) { on_file(path); }, on_dir_error);
+}
+
+int PathGlob::expandStat(const std::function<void(const std::string&)>& on_dir,
+                         const FileStatFn& on_file, const DirErrorFn& on_dir_error) const {
   std::vector<size_t> states{0};
   closure(states);
   std::vector<std::pair<dev_t, ino_t>> seen;
@@ -141,14 +149,17 @@ int PathGlob::expand(const std::function<void(const std::string&)>& on_dir,
 void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
                     std::vector<std::pair<dev_t, ino_t>>& seen,
                     const std::function<void(const std::string&)>& on_dir,
-                    const std::function<void(const std::string&)>& on_file,
-                    const DirErrorFn& on_dir_error, int& fd_error) const {
+                    const FileStatFn& on_file, const DirErrorFn& on_dir_error,
+                    int& fd_error) const {
   struct stat dst;
   if (::stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) return;
   auto key = std::make_pair(dst.st_dev, dst.st_ino);
   if (std::find(seen.begin(), seen.end(), key) != seen.end()) return;  // symlink loop
   seen.push_back(key);
   on_dir(dir);
+  // Entries are stat()ed relative to the directory: with 100,000 files the kernel's walk of
+  // every absolute path was most of a rescan's cost. Without a descriptor (EMFILE), by path.
+  sys::UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 
   auto visit = [&](const std::string& name) {
     std::vector<size_t> next = step(states, name);
@@ -156,11 +167,14 @@ void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
     std::string child = joinPath(dir, name);
     bool names_file = std::find(next.begin(), next.end(), components_.size()) != next.end();
     struct stat st;
-    if (::stat(child.c_str(), &st) != 0) {
+    int rc = dfd ? ::fstatat(dfd.get(), name.c_str(), &st, 0) : ::stat(child.c_str(), &st);
+    if (rc != 0) {
       // Vanished since the listing: dropped. A dangling symlink (ENOENT, but the link itself
       // is there) or a symlink loop (ELOOP): passed on, so the caller says why it skips it.
       int err = errno;
-      if (names_file && (err != ENOENT || ::lstat(child.c_str(), &st) == 0)) on_file(child);
+      if (names_file && (err != ENOENT || ::lstat(child.c_str(), &st) == 0)) {
+        on_file(child, nullptr);
+      }
       return;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -168,7 +182,7 @@ void PathGlob::walk(const std::string& dir, std::vector<size_t> states,
                                 [this](size_t i) { return i < components_.size(); });
       if (deeper) walk(child, next, seen, on_dir, on_file, on_dir_error, fd_error);
     } else if (names_file) {
-      on_file(child);
+      on_file(child, &st);
     }
   };
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <functional>
@@ -45,6 +46,11 @@ class PathGlob {
   int expand(const std::function<void(const std::string& dir)>& on_dir,
              const std::function<void(const std::string& path)>& on_file,
              const DirErrorFn& on_dir_error = nullptr) const;
+  // The same walk; on_file also gets the stat(2) of the path taken by the walk (null when it
+  // failed), so a caller with many files does not stat each one a second time.
+  using FileStatFn = std::function<void(const std::string& path, const struct stat* st)>;
+  int expandStat(const std::function<void(const std::string& dir)>& on_dir,
+                 const FileStatFn& on_file, const DirErrorFn& on_dir_error = nullptr) const;
 
  private:
   PathGlob() = default;
@@ -54,9 +60,8 @@ class PathGlob {
   void closure(std::vector<size_t>& states) const;
   void walk(const std::string& dir, std::vector<size_t> states,
             std::vector<std::pair<dev_t, ino_t>>& seen,
-            const std::function<void(const std::string&)>& on_dir,
-            const std::function<void(const std::string&)>& on_file, const DirErrorFn& on_dir_error,
-            int& fd_error) const;
+            const std::function<void(const std::string&)>& on_dir, const FileStatFn& on_file,
+            const DirErrorFn& on_dir_error, int& fd_error) const;
 
   std::string pattern_;
   std::string root_;

@@ -46,20 +46,28 @@ void InputTailer::Impl::rescanNeeded(bool overflow) {
         cfg_.name);
   }
   ++stats_.rescans;
+  uint64_t started = uv_hrtime();
   rescan(now());
+  paceRescans((uv_hrtime() - started) / 1000000);
 }
 
 void InputTailer::Impl::rescan(uint64_t now) {
+  // With 100,000 files a rescan must cost one stat per file and little else: the inodes seen
+  // are gathered only if finished files are remembered, the paths only if open errors are.
   std::set<InodeKey> seen;
   std::set<std::string> seen_paths;
+  bool want_seen = table_.finishedCount() > 0;
+  bool want_paths = !open_errors_.empty();
   scan_unchanged_.clear();
+  in_rescan_ = true;
   dir_errors_.beginScan();
-  int fd_err = discovery_.scan(
-      [&](const std::string& path) {
-        seen_paths.insert(path);
-        consider(path, true, now, &seen);
+  int fd_err = discovery_.scanStat(
+      [&](const std::string& path, const struct stat* st) {
+        if (want_paths) seen_paths.insert(path);
+        consider(path, true, now, want_seen ? &seen : nullptr, st);
       },
       [&](const std::string& dir, int err) { dir_errors_.note(dir, err); });
+  in_rescan_ = false;
   for (uint64_t id : table_.ids()) {
     Follower* f = table_.byId(id);
     if (f == nullptr) continue;
@@ -71,6 +79,7 @@ void InputTailer::Impl::rescan(uint64_t now) {
       refreshAndApply(*f, now);
     }
   }
+  scan_unchanged_.clear();
   stats_.polling = discovery_.polling();
   if (fd_err != 0) {
     // Some directory could not be listed: the scan saw only part of the files. Nothing is
@@ -80,7 +89,9 @@ void InputTailer::Impl::rescan(uint64_t now) {
     return;
   }
   dir_errors_.endScan();
-  table_.pruneFinished(seen);
+  if (want_seen) table_.pruneFinished(seen);
+  // Errors noted by this very scan were seen by it; older ones go if their path did not show.
+  if (!want_paths) return;
   for (auto it = open_errors_.begin(); it != open_errors_.end();) {
     it = seen_paths.count(it->first) ? std::next(it) : open_errors_.erase(it);
   }
@@ -153,18 +164,21 @@ void InputTailer::Impl::handlePath(const std::string& path, Touch touch, uint64_
 }
 
 void InputTailer::Impl::consider(const std::string& path, bool from_scan, uint64_t now,
-                                 std::set<InodeKey>* seen) {
+                                 std::set<InodeKey>* seen, const struct stat* known) {
   OpenRequest req;
   req.path = path;
   req.from_scan = from_scan;
   req.at_startup = startup_scan_;
-  considerRequest(std::move(req), now, seen);
+  considerRequest(std::move(req), now, seen, known);
 }
 
-void InputTailer::Impl::considerRequest(OpenRequest req, uint64_t now, std::set<InodeKey>* seen) {
+void InputTailer::Impl::considerRequest(OpenRequest req, uint64_t now, std::set<InodeKey>* seen,
+                                        const struct stat* known) {
   const std::string& path = req.path;
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
+  if (known != nullptr) {
+    st = *known;  // the scan's own stat of this path, a moment ago
+  } else if (::stat(path.c_str(), &st) != 0) {
     int err = errno;
     struct stat lst;
     if (err == ELOOP ||
@@ -183,7 +197,7 @@ void InputTailer::Impl::considerRequest(OpenRequest req, uint64_t now, std::set<
     // Known under this or another name (a rename inside the globs, a hard link, a symlink).
     if (!f->live()) {
       refreshAndApply(*f, now);
-    } else if (seen != nullptr && f->path() == path && !f->changedSince(st) &&
+    } else if (in_rescan_ && req.from_scan && f->path() == path && !f->changedSince(st) &&
                !f->headCheckOwed()) {
       scan_unchanged_.insert(f->id());
     }

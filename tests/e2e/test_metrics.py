@@ -68,6 +68,8 @@ GOLDEN = [
      "Directories of the globs found unlistable (once per episode)."),
     ("logsplice_status_rejected_connections_total", "counter",
      "Status connections refused with 503 over max_connections."),
+    ("logsplice_checkpoint_compactions_total", "counter",
+     "Checkpoint snapshots written (the change log folded into a new snapshot)."),
 ]
 
 # The families a kafka output adds (checked by test_kafka.py, which runs one against the mock

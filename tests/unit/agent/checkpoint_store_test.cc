@@ -122,7 +122,7 @@ TEST_CASE("CheckpointStore serialize/parse agree, and the text is line oriented"
   checkSame(parsed->begin()->second, a);
 }
 
-TEST_CASE("CheckpointStore flush is atomic: temp file renamed away, old content until then") {
+TEST_CASE("CheckpointStore flush is atomic: temp files renamed away, old content until then") {
   TempDir dir;
   CheckpointStore store(dir.path());
   REQUIRE(store.prepare().isOk());
@@ -132,13 +132,16 @@ TEST_CASE("CheckpointStore flush is atomic: temp file renamed away, old content 
   REQUIRE(store.flush().isOk());
   CHECK(exists(store.path()));
   CHECK_FALSE(exists(store.path() + ".tmp"));
-  std::string first = readFile(store.path());
+  CHECK_FALSE(exists(store.logPath() + ".tmp"));
+  // What is on disk: the snapshot and the log of the changes since.
+  auto on_disk = [&] { return readFile(store.path()) + readFile(store.logPath()); };
+  std::string first = on_disk();
 
   a.offsets["s"] = 20;
   store.put(a);
   REQUIRE(store.flush().isOk());
   CHECK_FALSE(exists(store.path() + ".tmp"));
-  CHECK(readFile(store.path()) != first);
+  CHECK(on_disk() != first);
   CheckpointStore again(dir.path());
   REQUIRE(again.load().isOk());
   CHECK(again.find(1, 2)->offsets.at("s") == 20);
@@ -179,7 +182,7 @@ TEST_CASE("CheckpointStore: a bad file is a kCorrupt error naming it, and the st
   std::string flipped = text;
   flipped[text.find("a.log")] = 'A';  // same length, different bytes
   std::string wrong_version = body;
-  wrong_version.replace(0, body.find('\n'), "logsplice-checkpoints 2");
+  wrong_version.replace(0, body.find('\n'), "logsplice-checkpoints 3");
   std::string bad_record = body + "x what is this\n";
   std::string bad_number = body + "s sink notanumber\n";
   std::string not_ours = "hello world\n";
@@ -190,7 +193,7 @@ TEST_CASE("CheckpointStore: a bad file is a kCorrupt error naming it, and the st
       {"truncated inside the end record", text.substr(0, text.size() - 6), "checksum"},
       {"no end record", body, "truncated"},
       {"bad checksum", flipped, "checksum"},
-      {"wrong version", withTrailer(wrong_version, 2), "version 2"},
+      {"wrong version", withTrailer(wrong_version, 2), "version 3"},
       {"unknown record", withTrailer(bad_record, 2), "unknown record"},
       {"bad sink record", withTrailer(bad_number, 2), "bad sink record"},
       {"entry count", withTrailer(body, 3), "count"},
@@ -313,7 +316,8 @@ TEST_CASE("CheckpointStore::collectMetrics writes its writes, last write time an
   store.collectMetrics(w);
   CHECK(w.families() == std::vector<std::string>{"logsplice_checkpoint_writes_total",
                                                  "logsplice_checkpoint_last_write_seconds",
-                                                 "logsplice_checkpoint_entries"});
+                                                 "logsplice_checkpoint_entries",
+                                                 "logsplice_checkpoint_compactions_total"});
   auto writes = w.find("logsplice_checkpoint_writes_total");
   REQUIRE(writes);
   CHECK(writes->help == "Checkpoint files written.");
@@ -330,5 +334,10 @@ TEST_CASE("CheckpointStore::collectMetrics writes its writes, last write time an
   CHECK(entries->help == "Files the checkpoint file knows.");
   CHECK(entries->type == sys::MetricType::kGauge);
   CHECK(entries->value == 3);
-  CHECK(w.samples.size() == 3);
+  auto compactions = w.find("logsplice_checkpoint_compactions_total");
+  REQUIRE(compactions);
+  CHECK(compactions->type == sys::MetricType::kCounter);
+  CHECK(compactions->value == store.compactions());
+  CHECK(compactions->value >= 1);
+  CHECK(w.samples.size() == 4);
 }

@@ -74,8 +74,7 @@ class PlannerHarness {
     REQUIRE(f->refresh(sys::SysCalls::real(), clock_.monotonicMs()).error.isOk());
     FileRoute fs;
     fs.follower = f.get();
-    fs.input = "in";
-    fs.path = path;
+    fs.source = std::make_shared<const outputs::SourceInfo>(outputs::SourceInfo{"in", path, ""});
     fs.generation = f->generation();
     FileRoute& route = table_.addFile(f->id(), std::move(fs));
     table_.forEachSink([&](uint32_t sink_id, SinkSlot&) {

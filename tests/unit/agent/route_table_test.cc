@@ -32,7 +32,7 @@ TEST_CASE("RouteTable: sinks get dense ids; a removed sink's id is never given a
   CHECK(t.slot(3) == nullptr);
 
   FileRoute fs;
-  fs.input = "in";
+  fs.source = std::make_shared<const outputs::SourceInfo>(outputs::SourceInfo{"in", "", ""});
   FileRoute& f = t.addFile(42, std::move(fs));
   Cursor c;
   c.cursor = 10;
