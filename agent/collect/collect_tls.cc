@@ -16,7 +16,9 @@ sys::Result<SslCtx> buildCollectTlsContext(const config::CollectTls& cfg) {
                                      outputs::opensslError("rejected by OpenSSL"));
   };
   SSL_CTX_set_min_proto_version(ctx.get(), cfg.min_version);
-  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  // An agent that goes without close_notify is a plain close: the framing already tells a
+  // close between messages from one in the middle of a frame.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   if (SSL_CTX_use_certificate_chain_file(ctx.get(), cfg.cert_file.c_str()) != 1) {
     return failed("certificate '" + cfg.cert_file + "'");
   }
