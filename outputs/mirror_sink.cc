@@ -98,6 +98,7 @@ void MirrorSink::close(std::function<void()> on_closed) {
 
 void MirrorSink::fail(const std::string& why) {
   failed_ = true;
+  down_explained_ = true;
   conn_.fail(why, 0);
 }
 
@@ -112,6 +113,7 @@ void MirrorSink::connectionUp() {
   frame_left_ = 0;
   tls_.reset();
   tls_kernel_ = false;
+  down_explained_ = false;
   if (!tls_ctx_) {
     sendHello();
     return;
@@ -210,12 +212,22 @@ bool MirrorSink::connectionReadable() {
 
 void MirrorSink::connectionDown(bool was_connected) {
   if (was_connected) ++stats_.disconnects;
+  const bool was_up = session_up_;
   session_up_ = false;
   streams_.clear();
   by_id_.clear();
   out_.clear();
   in_.clear();
   frame_left_ = 0;
+  if (tls_ && tls_->established() && !was_up && !down_explained_) {
+    // Dropped (often a reset, before its alert could be read) between our side of the
+    // handshake and HELLO_OK: under TLS 1.3 that is how a refused client certificate looks.
+    ++handshake_failures_;
+    spdlog::warn(
+        "output '{}': the collector closed the connection right after the TLS handshake (did "
+        "it refuse our client certificate?) ({})",
+        name_, conn_.currentPeer());
+  }
   tls_.reset();
   tls_kernel_ = false;
   rewindUnacknowledged();

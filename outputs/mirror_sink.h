@@ -126,6 +126,7 @@ class MirrorSink : public StreamSink, private TcpConnection::Handler {
   ktls::Plan plan_;
   std::unique_ptr<SocketTls> tls_;  // this connection's session
   bool tls_kernel_ = false;         // the kernel encrypts what we send
+  bool down_explained_ = false;     // this connection was dropped by us, with a logged reason
   uint64_t handshake_started_ms_ = 0;
   uint64_t handshake_failures_ = 0;
   uv_loop_t* loop_;

@@ -55,6 +55,7 @@ class CollectServer {
   SSL_CTX* tlsContext() const { return tls_ctx_.get(); }
   // Payload bytes that passed through the collector's memory (TLS terminated in userspace).
   void copied(uint64_t n) { copied_ += n; }
+  uint64_t copiedBytes() const { return copied_; }
   // Bytes were written to a mirror: counts toward fsync_bytes.
   void wrote(uint64_t n);
   // A connection wants to go (its reason is logged already); dropped from the loop soon.
