@@ -254,6 +254,12 @@ std::string describe(const config::OutputConfig& o, const config::Config& cfg) {
     for (const auto& a : l->tcp.addresses) s << a.toString() << ',';
     s << l->tcp.backoff.initial.count() << ',' << l->tcp.backoff.max.count() << ','
       << l->tcp.connect_timeout.count() << ',' << l->tcp.keepalive.count();
+    if (l->tcp.tls) {
+      const auto& x = *l->tcp.tls;
+      s << "|tls|" << x.ca_file << ',' << x.cert_file << ',' << x.key_file << ','
+        << x.server_name << ',' << x.verify << ',' << x.min_version << ',' << x.ciphers << ','
+        << x.ciphersuites << ',' << static_cast<int>(x.ktls);
+    }
   } else {
     const auto& a = std::get<config::ArchiveOutput>(o.kind);
     s << "archive|" << a.dir << ',' << a.rotate_max_bytes << ',' << a.rotate_max_age.count() << ','

@@ -123,13 +123,18 @@ Config (YAML; unknown keys and bad values are errors with file:line:column):
     inputs: [NAME, ...]
     type: logsplice                 mirror whole files to `logsplice collect`
     addresses: [HOST:PORT, ...]     backoff, connect_timeout, keepalive: as tcp
-    token: SECRET                   the collector's token for agent.hostname
+    token: SECRET                   the collector's token for agent.hostname (optional
+                                    with a tls client certificate naming agent.hostname)
+    tls: { ... }                    as tcp: ca_file, cert_file, key_file, min_version, ...
     inputs: [NAME, ...]
 Collector config (logsplice collect; a file of its own):
   collect:
     listen: 0.0.0.0:7514
     dir: PATH                       DIR/HOST/INPUT/SOURCE-PATH[.GENERATION] and DIR/.index
-    tokens: { HOST: SECRET, ... }   "*" = any host not listed
+    tokens: { HOST: SECRET, ... }   "*" = any host not listed (optional with tls.ca_file)
+    tls: { cert_file: F, key_file: F, ca_file: F, min_version: "1.2" }
+                                    TLS; ca_file: client certificates required and verified,
+                                    a host without a token needs one whose CN/SAN is its name
     fsync: { interval: 100ms, bytes: 4MiB }   acknowledgements follow fdatasync
     limits: { max_frame: 1MiB, max_connections: 1024, max_streams: 1024, idle_timeout: 60s }
     metrics: { listen: 127.0.0.1:9881 }

@@ -2,6 +2,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "config/tls_keys.h"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -11,8 +13,10 @@ namespace logsplice::config {
 namespace {
 
 constexpr std::string_view kTopKeys[] = {"collect"};
-constexpr std::string_view kCollectKeys[] = {"listen", "dir",     "tokens",    "fsync",
-                                             "limits", "metrics", "log_level", "log_file"};
+constexpr std::string_view kCollectKeys[] = {"listen",  "dir",       "tokens",   "fsync", "limits",
+                                             "metrics", "log_level", "log_file", "tls"};
+// Of the `tls:` keys an output takes, those a listening collector uses.
+constexpr std::string_view kCollectTlsKeys[] = {"cert_file", "key_file", "ca_file", "min_version"};
 constexpr std::string_view kFsyncKeys[] = {"interval", "bytes"};
 constexpr std::string_view kLimitKeys[] = {"max_frame", "max_connections", "max_streams",
                                            "idle_timeout"};
@@ -33,15 +37,57 @@ bool validHost(const std::string& h) {
   return true;
 }
 
+// collect.tls: the output's `tls:` parser (file checks included, file:line:col), then what a
+// server needs on top: its own certificate, and no client-only key.
+void parseCollectTls(YamlReader& yaml, const Field& field, CollectConfig& c) {
+  TlsConfig t;
+  parseTlsKeys(yaml, field.value, t);
+  if (!field.value.IsMap()) return;  // reported
+  for (const auto& kv : field.value) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string& key = kv.first.Scalar();
+    bool ours = false;
+    for (std::string_view k : kCollectTlsKeys) ours = ours || k == key;
+    if (!ours && key != "server_name" && key != "verify" && key != "ktls" && key != "ciphers" &&
+        key != "ciphersuites") {
+      continue;  // unknown: reported by parseTlsKeys
+    }
+    if (!ours) {
+      yaml.error(toMark(kv.first.Mark()),
+                 "'tls." + key +
+                     "' is for outputs; a collector's 'tls' takes cert_file, key_file, ca_file "
+                     "and min_version");
+    }
+  }
+  if (t.cert_file.empty() || t.key_file.empty()) {
+    if (t.cert_file.empty() == t.key_file.empty()) {  // else reported: they go together
+      yaml.error(t.mark, "'collect.tls' needs 'cert_file' and 'key_file' (the collector's own)");
+    }
+    return;
+  }
+  CollectTls& ct = c.tls.emplace();
+  ct.mark = t.mark;
+  ct.cert_file = t.cert_file;
+  ct.key_file = t.key_file;
+  ct.ca_file = t.ca_file;
+  ct.min_version = t.min_version;
+}
+
 void parseCollect(YamlReader& yaml, const Fields& f, CollectConfig& c) {
   const std::string where = "in 'collect'";
+  const Field* tls = f.find("tls");
+  if (tls) parseCollectTls(yaml, *tls, c);
+  // A CA asks every agent for a certificate: hosts without a token authenticate by it.
+  const bool by_certificate = tls && tls->value.IsMap() && peek(tls->value, "ca_file").IsDefined();
   if (yaml.require(f, "listen", where)) {
     std::optional<sys::HostPort> listen;
     yaml.readAddress(f, "listen", listen);
     if (listen) c.listen = *listen;
   }
   if (yaml.require(f, "dir", where)) yaml.readString(f, "dir", c.dir);
-  if (yaml.require(f, "tokens", where)) {
+  if (by_certificate && !f.find("tokens")) {
+    // No tokens: every host authenticates by its client certificate.
+  } else if (yaml.require(f, "tokens", where)) {
     const Field* t = f.find("tokens");
     if (!t->value.IsMap() || t->value.size() == 0) {
       yaml.error(YamlReader::valueMark(*t), "'tokens' must map host names to tokens");
@@ -145,6 +191,9 @@ bool isCollectConfigFile(const std::string& path) {
 
 void parseLogspliceOutputKeys(YamlReader& yaml, const Fields& fields, const std::string& where,
                               LogspliceOutput& out) {
+  // A client certificate can stand for the token (the collector checks it names the host).
+  const bool has_cert = out.tcp.tls && !out.tcp.tls->cert_file.empty();
+  if (has_cert && !fields.find("token")) return;
   if (yaml.require(fields, "token", where)) yaml.readString(fields, "token", out.token);
 }
 

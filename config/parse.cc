@@ -55,7 +55,7 @@ constexpr std::string_view kTcpKeys[] = {"addresses", "backoff",  "connect_timeo
                                          "facility",  "severity", "app_name",
                                          "tls"};
 constexpr std::string_view kLogspliceKeys[] = {"addresses", "backoff", "connect_timeout",
-                                               "keepalive", "token"};
+                                               "keepalive", "token",   "tls"};
 constexpr std::string_view kBackoffKeys[] = {"initial", "max"};
 constexpr std::string_view kArchiveKeys[] = {"dir", "rotate", "fsync", "fsync_interval"};
 constexpr std::string_view kRotateKeys[] = {"max_bytes", "max_age"};

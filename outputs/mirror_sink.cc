@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -11,6 +12,7 @@
 
 #include "outputs/mirror_protocol.h"
 #include "outputs/tcp_sink.h"
+#include "outputs/tls_session.h"
 #include "sys/splice.h"
 
 namespace logsplice::outputs {
@@ -20,6 +22,8 @@ namespace {
 constexpr size_t kMaxInbound = mirror::kHeaderBytes + mirror::kMaxControlBody;
 // Streams kept open with nothing pending before the idle ones are closed.
 constexpr size_t kIdleStreamsKept = 16;
+// Userspace TLS: payload read out of the pipe per read(2) (four full records).
+constexpr uint64_t kTlsReadBytes = 4 * ktls::kRecordPlain;
 
 std::string randomInstance() {
   std::random_device rd;
@@ -53,11 +57,38 @@ sys::Error MirrorSink::start() {
   pipe_ = std::move(pipe.value());
   dev_null_.reset(::open("/dev/null", O_WRONLY | O_CLOEXEC));
   if (!dev_null_) return sys::Error::fromErrno(errno, "/dev/null");
+  if (cfg_.tcp.tls) {
+    plan_ = ktls::plan(cfg_.tcp.tls->ktls, true, kernelHasKtls());
+    if (!plan_.refusal.empty()) {
+      return sys::Error::invalidConfig("output '" + name() + "': " + plan_.refusal);
+    }
+    if (!tls_ctx_) {
+      auto ctx = TlsContext::create(name(), *cfg_.tcp.tls);
+      if (!ctx.ok()) return ctx.error();
+      tls_ctx_ = std::move(ctx.value());
+    }
+  }
   return conn_.start();
 }
 
 void MirrorSink::stop() {
   conn_.stop();
+  tls_.reset();
+}
+
+sys::Error MirrorSink::reloadTls() {
+  if (!tls_ctx_) return sys::Error::ok();
+  return tls_ctx_->reload();
+}
+
+void MirrorSink::collectMetrics(sys::MetricWriter& w) const {
+  Sink::collectMetrics(w);
+  if (!cfg_.tcp.tls) return;
+  const sys::MetricLabels by_output = {{"output", name()}};
+  w.counter("logsplice_tls_handshake_failures_total", "TLS handshakes that failed.", by_output,
+            static_cast<double>(handshake_failures_));
+  w.gauge("logsplice_tls_ktls", "1 when the kernel encrypts (kTLS), 0 for userspace TLS.",
+          by_output, ktlsInUse() ? 1 : 0);
 }
 
 void MirrorSink::close(std::function<void()> on_closed) {
@@ -67,6 +98,7 @@ void MirrorSink::close(std::function<void()> on_closed) {
 
 void MirrorSink::fail(const std::string& why) {
   failed_ = true;
+  down_explained_ = true;
   conn_.fail(why, 0);
 }
 
@@ -77,24 +109,136 @@ void MirrorSink::connectionUp() {
   streams_.clear();
   by_id_.clear();
   in_.clear();
+  out_.clear();
   frame_left_ = 0;
+  tls_.reset();
+  tls_kernel_ = false;
+  down_explained_ = false;
+  if (!tls_ctx_) {
+    sendHello();
+    return;
+  }
+  SSL* ssl = SSL_new(tls_ctx_->get());
+  if (ssl == nullptr) {
+    fail(opensslError("SSL_new failed"));
+    return;
+  }
+  const config::TlsConfig& t = *cfg_.tcp.tls;
+  configureClientSsl(ssl, conn_.currentAddress().host, t.server_name, t.verify);
+  if (plan_.try_kernel) ktls::request(ssl);
+  // OpenSSL reads and writes the socket itself: only then can it hand the keys to the kernel.
+  SSL_set_fd(ssl, conn_.fd());
+  SSL_set_connect_state(ssl);
+  tls_ = std::make_unique<SocketTls>(ssl);
+  handshake_started_ms_ = uv_now(loop_);
+  stepHandshake();
+}
+
+void MirrorSink::sendHello() {
   out_ = mirror::encodeHello({mirror::kVersion, host_, instance_, cfg_.token});
   stats_.bytes_copied += out_.size();
-  flushOut();
+  failed_ = false;
+  if (!flushOut() && !failed_) conn_.wantWritable(true);
+}
+
+void MirrorSink::tlsFailed(std::string why, bool handshake) {
+  if (handshake) ++handshake_failures_;
+  fail(why);  // logs the reason and backs off
+}
+
+void MirrorSink::stepHandshake() {
+  switch (tls_->handshake()) {
+    case SocketTls::Io::kWant:
+      conn_.wantWritable(tls_->wantsWrite());
+      return;
+    case SocketTls::Io::kClosed:
+    case SocketTls::Io::kFailed:
+      tlsFailed(tls_->failure(), true);
+      return;
+    case SocketTls::Io::kOk:
+      break;
+  }
+  const bool kernel = ktls::sendActive(tls_->ssl());
+  const std::string what = tls_->negotiated();
+  switch (ktls::afterHandshake(cfg_.tcp.tls->ktls, kernel)) {
+    case ktls::Outcome::kRefuse:
+      tlsFailed(ktls::refusalAfterHandshake(what), true);
+      return;
+    case ktls::Outcome::kKernel:
+      tls_kernel_ = true;
+      break;
+    case ktls::Outcome::kUserspace:
+      tls_kernel_ = false;
+      break;
+  }
+  spdlog::info("output '{}': TLS established with {} ({}, {})", name_, conn_.currentPeer(), what,
+               tls_kernel_        ? "kernel TLS: payload spliced into the socket"
+               : plan_.try_kernel ? "userspace TLS: OpenSSL did not enable kTLS send"
+                                  : "userspace TLS: " + plan_.why_userspace);
+  // Under TLS 1.3 the collector checks our certificate after our handshake ends: a refusal
+  // arrives as an alert instead of HELLO_OK, and nothing is delivered before HELLO_OK.
+  sendHello();
+}
+
+bool MirrorSink::connectionReadable() {
+  if (!tls_) return false;
+  if (!tls_->established()) {
+    stepHandshake();
+    return true;
+  }
+  char buf[4096];
+  // Bounded: the collector's messages are small, and OpenSSL buffers at most one record.
+  for (int i = 0; i < 64 && tls_; ++i) {
+    size_t n = 0;
+    SocketTls::Io io = tls_->recv(buf, sizeof buf, &n);
+    if (io == SocketTls::Io::kOk) {
+      connectionData(buf, n);
+      if (conn_.state() != TcpConnection::State::kConnected) return true;
+      continue;
+    }
+    if (io == SocketTls::Io::kWant) {
+      // A write that waited for a read (renegotiation, key update) can go on.
+      if (tls_->wantsWrite() || !out_.empty() || frame_left_ > 0) drain();
+      return true;
+    }
+    // Refused before HELLO_OK (TLS 1.3: our certificate, after our side of the handshake).
+    tlsFailed(io == SocketTls::Io::kClosed ? "the collector closed the TLS session"
+                                           : tls_->failure(),
+              !session_up_);
+    return true;
+  }
+  return true;
 }
 
 void MirrorSink::connectionDown(bool was_connected) {
   if (was_connected) ++stats_.disconnects;
+  const bool was_up = session_up_;
   session_up_ = false;
   streams_.clear();
   by_id_.clear();
   out_.clear();
   in_.clear();
   frame_left_ = 0;
+  if (tls_ && tls_->established() && !was_up && !down_explained_) {
+    // Dropped (often a reset, before its alert could be read) between our side of the
+    // handshake and HELLO_OK: under TLS 1.3 that is how a refused client certificate looks.
+    ++handshake_failures_;
+    spdlog::warn(
+        "output '{}': the collector closed the connection right after the TLS handshake (did "
+        "it refuse our client certificate?) ({})",
+        name_, conn_.currentPeer());
+  }
+  tls_.reset();
+  tls_kernel_ = false;
   rewindUnacknowledged();
 }
 
 void MirrorSink::connectionAckTick() {
+  if (tls_ && !tls_->established() &&
+      uv_now(loop_) - handshake_started_ms_ > static_cast<uint64_t>(cfg_.tcp.connect_timeout.count())) {
+    tlsFailed("TLS handshake timed out", true);
+    return;
+  }
   if (!session_up_ || keepalive_ms_ == 0) return;
   if (uv_now(loop_) - last_send_ms_ < keepalive_ms_ || frame_left_ > 0 || !out_.empty()) return;
   out_ = mirror::encodeSimple(mirror::Type::kKeepalive, 0, 0);
@@ -104,6 +248,19 @@ void MirrorSink::connectionAckTick() {
 }
 
 bool MirrorSink::flushOut() {
+  if (tls_ && !tls_kernel_) {
+    if (!tls_->established()) return out_.empty();
+    const size_t before = out_.size();
+    SocketTls::Io io = tls_->send(out_);
+    if (out_.size() != before) last_send_ms_ = uv_now(loop_);
+    if (io == SocketTls::Io::kOk) return true;
+    if (io != SocketTls::Io::kWant) {
+      failed_ = true;
+      conn_.fail(tls_->failure(), 0);
+    }
+    return false;
+  }
+  // Plain TCP, or kernel TLS (the kernel encrypts what send() gives it).
   while (!out_.empty()) {
     ssize_t n = ::send(conn_.fd(), out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
@@ -159,6 +316,7 @@ MirrorSink::Stream* MirrorSink::streamFor(const Segment& seg) {
 
 void MirrorSink::drain() {
   if (conn_.state() != TcpConnection::State::kConnected) return;
+  if (tls_ && !tls_->established()) return;  // the handshake owns the poll
   failed_ = false;
   bool moved = false;
   bool waiting_open = false;
@@ -168,6 +326,11 @@ void MirrorSink::drain() {
       break;
     }
     if (!session_up_) break;
+    if (frame_left_ > 0 && tls_ && !tls_kernel_) {
+      if (!readPayload()) break;
+      moved = true;
+      continue;
+    }
     if (frame_left_ > 0) {
       auto r = spliceOut(conn_.fd(), nullptr, frame_left_);
       if (!r.ok()) {
@@ -233,6 +396,26 @@ void MirrorSink::drain() {
   conn_.wantWritable(!out_.empty() || (drainable() > 0 && !waiting_open && session_up_));
   updateDelivery();
   if (moved) listener_.sinkReady(*this);
+}
+
+bool MirrorSink::readPayload() {
+  // out_ is empty here (flushOut sent it all): at most kTlsReadBytes of plaintext in memory.
+  const uint64_t want = std::min({frame_left_, drainable(), kTlsReadBytes});
+  if (want == 0) return false;
+  const size_t old = out_.size();
+  out_.resize(old + static_cast<size_t>(want));
+  ssize_t n;
+  do {
+    n = ::read(pipe_.readFd(), out_.data() + old, static_cast<size_t>(want));
+  } while (n < 0 && errno == EINTR);
+  out_.resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+  if (n <= 0) return false;  // the fill is registered but its bytes are not in the pipe yet
+  const auto got = static_cast<uint64_t>(n);
+  stats_.bytes_copied += got;
+  stats_.bytes_sent += got;
+  stream_written_ += got;
+  frame_left_ -= got;
+  return true;
 }
 
 uint64_t MirrorSink::frameLength(const Segment* first, uint64_t rem) const {

@@ -4,12 +4,16 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "config/config.h"
+#include "outputs/ktls.h"
+#include "outputs/socket_tls.h"
 #include "outputs/stream_sink.h"
 #include "outputs/tcp_connection.h"
+#include "outputs/tls_context.h"
 #include "sys/unique_fd.h"
 #include "sys/uv_handle.h"
 
@@ -25,6 +29,13 @@ namespace logsplice::outputs {
 // passes what the mirror holds. Newlines the router adds (split long lines, a final line
 // without newline) are not the file's and are dropped: the mirror is the file byte for byte.
 // The connection (failover, backoff, keepalive) is a TcpConnection. Loop thread only.
+//
+// With `tls:` OpenSSL runs the handshake on the socket (as TlsStreamSink) and HELLO follows it.
+// Where the kernel took the send side (kTLS), headers are sent and the payload spliced as
+// without TLS, and the kernel encrypts. Otherwise (userspace TLS: no kTLS on this kernel,
+// `ktls: off`, or OpenSSL kept it) the payload is read out of the pipe into the same queue as
+// the headers (counted in bytes_copied) and SSL_write'n in 16 KiB records. Delivery is still
+// the collector's ACK either way, so no wire-to-plaintext accounting is needed.
 class MirrorSink : public StreamSink, private TcpConnection::Handler {
  public:
   MirrorSink(uv_loop_t* loop, std::string name, const config::LogspliceOutput& cfg,
@@ -35,8 +46,13 @@ class MirrorSink : public StreamSink, private TcpConnection::Handler {
   sys::Error start() override;
   void stop() override;
   void close(std::function<void()> on_closed) override;
+  void collectMetrics(sys::MetricWriter& w) const override;
   TcpConnection& connection() { return conn_; }
   bool sessionUp() const { return session_up_; }
+  // SIGHUP: re-reads the certificates (a bad new one keeps the running context).
+  sys::Error reloadTls();
+  bool ktlsInUse() const { return tls_ && tls_kernel_; }
+  uint64_t handshakeFailures() const { return handshake_failures_; }
 
  protected:
   void drain() override;
@@ -58,6 +74,14 @@ class MirrorSink : public StreamSink, private TcpConnection::Handler {
   void connectionDown(bool was_connected) override;
   void connectionAckTick() override;
   void connectionData(const char* data, size_t len) override;
+  bool connectionReadable() override;
+
+  void sendHello();
+  // TLS: one handshake step; HELLO follows the handshake.
+  void stepHandshake();
+  void tlsFailed(std::string why, bool handshake);
+  // Userspace TLS: moves up to 64 KiB of the current frame's payload from the pipe into out_.
+  bool readPayload();
 
   // One message from the collector; false when the connection was dropped.
   bool handleMessage(const char* header, const char* body, size_t body_len);
@@ -98,6 +122,13 @@ class MirrorSink : public StreamSink, private TcpConnection::Handler {
   std::string out_;  // control messages and headers not yet sent (never inside a frame)
   std::string in_;   // bytes from the collector not yet parsed (bounded)
   sys::UniqueFd dev_null_;
+  std::shared_ptr<TlsContext> tls_ctx_;  // with `tls:`
+  ktls::Plan plan_;
+  std::unique_ptr<SocketTls> tls_;  // this connection's session
+  bool tls_kernel_ = false;         // the kernel encrypts what we send
+  bool down_explained_ = false;     // this connection was dropped by us, with a logged reason
+  uint64_t handshake_started_ms_ = 0;
+  uint64_t handshake_failures_ = 0;
   uv_loop_t* loop_;
   TcpConnection conn_;
 };

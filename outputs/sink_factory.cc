@@ -97,6 +97,7 @@ sys::Error reloadTlsOf(Sink& sink) {
   if (auto* tls = dynamic_cast<TlsEventSink*>(&sink)) return tls->reloadTls();
   if (auto* tls = dynamic_cast<TlsStreamSink*>(&sink)) return tls->reloadTls();
   if (auto* relp = dynamic_cast<RelpEventSink*>(&sink)) return relp->reloadTls();
+  if (auto* mirror = dynamic_cast<MirrorSink*>(&sink)) return mirror->reloadTls();
   return sys::Error::ok();
 }
 

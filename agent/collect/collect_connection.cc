@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -10,6 +11,8 @@
 #include <ctime>
 
 #include "agent/collect/collect_server.h"
+#include "agent/collect/collect_tls.h"
+#include "outputs/tls_context.h"
 #include "sys/sys_calls.h"
 
 namespace logsplice::agent::collect {
@@ -23,6 +26,8 @@ constexpr int kMaxStepsPerWakeup = 64;
 // ACKs and errors an agent does not read pile up to this, then it is dropped.
 constexpr size_t kMaxOutbox = 1 << 20;
 constexpr uint64_t kDiskFullRetryMs = 1000;
+// TLS: decrypted payload per read into memory, then into the pipe.
+constexpr size_t kTlsPayloadChunk = 64 * 1024;
 
 int devNull() {
   static int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -60,8 +65,80 @@ sys::Error CollectConnection::start() {
   if (int rc = retry_.init(uv_timer_init, loop_, this); rc != 0) {
     return sys::Error::io(std::string("uv_timer_init: ") + uv_strerror(rc));
   }
+  if (SSL_CTX* ctx = server_.tlsContext()) {
+    if (int rc = more_.init(uv_timer_init, loop_, this); rc != 0) {
+      return sys::Error::io(std::string("uv_timer_init: ") + uv_strerror(rc));
+    }
+    SSL* ssl = SSL_new(ctx);
+    if (ssl == nullptr) return sys::Error::io(outputs::opensslError("SSL_new failed"));
+    SSL_set_fd(ssl, sock_.get());
+    SSL_set_accept_state(ssl);
+    tls_ = std::make_unique<outputs::SocketTls>(ssl);
+    tls_buf_.resize(kTlsPayloadChunk);
+  }
   updatePoll();
   return sys::Error::ok();
+}
+
+void CollectConnection::stepHandshake() {
+  switch (tls_->handshake()) {
+    case outputs::SocketTls::Io::kOk:
+      spdlog::debug("collect: {}: TLS established ({})", peer_, tls_->negotiated());
+      return;
+    case outputs::SocketTls::Io::kWant:
+      tls_wants_write_ = tls_->wantsWrite();
+      updatePoll();
+      return;
+    default:
+      // No certificate, one from another CA, or not TLS at all: refused with OpenSSL's reason.
+      spdlog::warn("collect: {}: {}; closing the connection", peer_, tls_->failure());
+      server_.drop(this);
+      return;
+  }
+}
+
+ssize_t CollectConnection::readSome(char* buf, size_t len) {
+  if (!tls_) return ::recv(sock_.get(), buf, len, MSG_DONTWAIT);
+  size_t n = 0;
+  switch (tls_->recv(buf, len, &n)) {
+    case outputs::SocketTls::Io::kOk:
+      return static_cast<ssize_t>(n);
+    case outputs::SocketTls::Io::kWant:
+      tls_wants_write_ = tls_->wantsWrite();
+      if (tls_wants_write_) updatePoll();
+      errno = EAGAIN;
+      return -1;
+    case outputs::SocketTls::Io::kClosed:
+      return 0;
+    case outputs::SocketTls::Io::kFailed:
+      break;
+  }
+  errno = EPROTO;
+  return -1;
+}
+
+std::string CollectConnection::readError() const {
+  if (tls_ && errno == EPROTO && !tls_->failure().empty()) return tls_->failure();
+  return std::strerror(errno);
+}
+
+ssize_t CollectConnection::readPayloadTls() {
+  size_t want = static_cast<size_t>(std::min<uint64_t>(data_left_, tls_buf_.size()));
+  ssize_t n = readSome(tls_buf_.data(), want);
+  if (n <= 0) return n;
+  // The pipe is empty here (flushPipe ran first) and holds far more than one chunk.
+  size_t done = 0;
+  while (done < static_cast<size_t>(n)) {
+    ssize_t w = ::write(pipe_.writeFd(), tls_buf_.data() + done, static_cast<size_t>(n) - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      errno = w < 0 ? errno : EIO;
+      return -1;
+    }
+    done += static_cast<size_t>(w);
+  }
+  server_.copied(static_cast<uint64_t>(n));
+  return n;
 }
 
 void CollectConnection::updatePoll() {
@@ -69,7 +146,7 @@ void CollectConnection::updatePoll() {
   int want = 0;
   if (phase_ != Phase::kClosing) {
     if (!paused_) want |= UV_READABLE;
-    if (!out_.empty()) want |= UV_WRITABLE;
+    if (!out_.empty() || tls_wants_write_) want |= UV_WRITABLE;
   }
   if (want == poll_events_) return;
   poll_events_ = want;
@@ -88,6 +165,14 @@ void CollectConnection::onPoll(int status, int events) {
     spdlog::info("collect: {} ({}): connection error: {}", peer_, host_, uv_strerror(status));
     server_.drop(this);
     return;
+  }
+  if (tls_ && tls_wants_write_ && (events & UV_WRITABLE)) {
+    tls_wants_write_ = false;
+    events |= UV_READABLE;  // the read (or handshake) that waited for it goes on
+  }
+  if (tls_ && !tls_->established()) {
+    stepHandshake();
+    if (phase_ == Phase::kClosing || !tls_->established()) return;
   }
   if (events & UV_WRITABLE) flushOut();
   if (phase_ != Phase::kClosing && (events & UV_READABLE)) readLoop();
@@ -113,6 +198,22 @@ void CollectConnection::send(const std::string& msg) {
 }
 
 void CollectConnection::flushOut() {
+  if (tls_) {
+    if (!tls_->established()) return;  // nothing is queued before HELLO, which follows it
+    outputs::SocketTls::Io io = tls_->send(out_);
+    if (io == outputs::SocketTls::Io::kWant) {
+      tls_wants_write_ = tls_->wantsWrite();
+    } else if (io != outputs::SocketTls::Io::kOk) {
+      out_.clear();
+      if (phase_ != Phase::kClosing) {
+        spdlog::info("collect: {} (host '{}'): send: {}", peer_, host_, tls_->failure());
+        server_.drop(this);
+      }
+      return;
+    }
+    updatePoll();
+    return;
+  }
   while (!out_.empty()) {
     ssize_t n = ::send(sock_.get(), out_.data(), out_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
@@ -136,6 +237,25 @@ void CollectConnection::readLoop() {
   for (int step = 0; step < kMaxStepsPerWakeup; ++step) {
     if (phase_ == Phase::kClosing || paused_) return;
     if (in_pipe_ > 0 && !flushPipe()) return;
+    if (data_left_ > 0 && tls_) {
+      ssize_t n = readPayloadTls();
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return;
+        spdlog::info("collect: {} (host '{}'): receive: {}", peer_, host_, readError());
+        server_.drop(this);
+        return;
+      }
+      if (n == 0) {
+        spdlog::warn("collect: {} (host '{}'): closed in the middle of a frame", peer_, host_);
+        server_.drop(this);
+        return;
+      }
+      last_activity_ms_ = uv_now(loop_);
+      data_left_ -= static_cast<uint64_t>(n);
+      in_pipe_ += static_cast<uint64_t>(n);
+      continue;
+    }
     if (data_left_ > 0) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(data_left_, pipe_.capacity()));
       sys::SysResult r = sys.splice(sock_.get(), nullptr, pipe_.writeFd(), nullptr, want,
@@ -160,11 +280,11 @@ void CollectConnection::readLoop() {
     char tmp[mp::kMaxControlBody];
     char* dst = body_need_ > 0 ? tmp : header_ + have_;
     size_t want = body_need_ > 0 ? body_need_ - body_.size() : mp::kHeaderBytes - have_;
-    ssize_t n = ::recv(sock_.get(), dst, want, MSG_DONTWAIT);
+    ssize_t n = readSome(dst, want);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      spdlog::info("collect: {} (host '{}'): receive: {}", peer_, host_, std::strerror(errno));
+      spdlog::info("collect: {} (host '{}'): receive: {}", peer_, host_, readError());
       server_.drop(this);
       return;
     }
@@ -192,6 +312,16 @@ void CollectConnection::readLoop() {
   // Out of budget: what is in the pipe goes to the mirror now, not when the socket next has
   // something (the agent may be waiting for the ack of exactly these bytes).
   if (in_pipe_ > 0 && phase_ != Phase::kClosing && !paused_) flushPipe();
+  // Under TLS the rest may already be decrypted in OpenSSL, where the poll cannot see it.
+  if (tls_ && tls_->pending() > 0 && phase_ != Phase::kClosing && !paused_) {
+    uv_timer_start(
+        more_.get(),
+        [](uv_timer_t* t) {
+          auto* c = static_cast<CollectConnection*>(t->data);
+          if (c->phase_ != Phase::kClosing && !c->paused_) c->readLoop();
+        },
+        0, 0);
+  }
 }
 
 bool CollectConnection::flushPipe() {
@@ -337,8 +467,18 @@ void CollectConnection::handleHello() {
     abort(mp::ErrorCode::kProtocol, "bad host name in HELLO");
     return;
   }
+  // A host with a token proves it by the token; a host without one, when a CA verifies
+  // client certificates, by a certificate naming it (CN or a DNS SAN equal to the host name).
   const std::string* token = server_.tokenFor(m->host);
-  if (!token || !sameSecret(*token, m->token)) {
+  const bool by_certificate = !token && tls_ && server_.config().tls &&
+                              !server_.config().tls->ca_file.empty();
+  if (by_certificate) {
+    if (!certificateNamesHost(tls_->ssl(), m->host)) {
+      abort(mp::ErrorCode::kAuth, "the client certificate does not name host '" + m->host +
+                                      "' (neither its CN nor a DNS SAN)");
+      return;
+    }
+  } else if (!token || !sameSecret(*token, m->token)) {
     abort(mp::ErrorCode::kAuth, "wrong token for host '" + m->host + "'");
     return;
   }
@@ -440,6 +580,7 @@ void CollectConnection::shutdown() {
   releaseAll();
   updatePoll();
   if (retry_) uv_timer_stop(retry_.get());
+  if (more_) uv_timer_stop(more_.get());
 }
 
 void CollectConnection::releaseAll() {

@@ -4,10 +4,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "agent/collect/mirror_store.h"
 #include "outputs/mirror_protocol.h"
+#include "outputs/socket_tls.h"
 #include "sys/pipe.h"
 #include "sys/unique_fd.h"
 #include "sys/uv_handle.h"
@@ -22,6 +25,9 @@ class CollectServer;
 // offset and never enters our memory. Bytes below the mirror's written end are a replay and go
 // to /dev/null; a frame past it is a gap (a protocol error). Any protocol error closes this
 // connection only, with a logged reason. Disk full pauses it (no reading, no acks) and retries.
+// With collect.tls the socket carries TLS, terminated here in userspace (OpenSSL reads the
+// socket): headers, bodies and the payload are decrypted into memory, and the payload goes
+// from there into the same pipe and mirror path (counted in the server's copied bytes).
 // Loop thread only; the server owns it.
 class CollectConnection {
  public:
@@ -57,6 +63,13 @@ class CollectConnection {
   };
 
   void onPoll(int status, int events);
+  // Reads up to `len` bytes of the agent's stream (plaintext under TLS): > 0 bytes, 0 when
+  // the agent closed, -1 with errno (EAGAIN: nothing now; EPROTO: TLS failed, see tls_).
+  ssize_t readSome(char* buf, size_t len);
+  std::string readError() const;
+  // TLS: moves up to 64 KiB of the frame's payload into the pipe; like readSome.
+  ssize_t readPayloadTls();
+  void stepHandshake();
   void readLoop();
   // Moves the pipe's bytes to the mirror (or /dev/null for a replay). False when it cannot
   // go on now (disk full: paused; or the connection was aborted).
@@ -94,11 +107,16 @@ class CollectConnection {
   bool paused_ = false;  // disk full: waiting for the retry timer
   std::map<uint32_t, StreamRef> streams_;
   std::string out_;
+  std::unique_ptr<outputs::SocketTls> tls_;  // collect.tls
+  bool tls_wants_write_ = false;             // a TLS call waits for writability
+  std::vector<char> tls_buf_;                // TLS: decrypted payload on its way to the pipe
   sys::Pipe pipe_;
   sys::UniqueFd sock_;
   // After sock_: closed (poll stopped) before the socket.
   sys::UvHandle<uv_poll_t> poll_;
   sys::UvHandle<uv_timer_t> retry_;
+  // TLS: OpenSSL holds decrypted bytes the socket's poll does not announce; read on soon.
+  sys::UvHandle<uv_timer_t> more_;
   int poll_events_ = 0;
 };
 

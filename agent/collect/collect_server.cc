@@ -51,6 +51,11 @@ const std::string* CollectServer::tokenFor(const std::string& host) const {
 }
 
 sys::Error CollectServer::start() {
+  if (cfg_.tls) {
+    auto ctx = buildCollectTlsContext(*cfg_.tls);
+    if (!ctx.ok()) return ctx.error();
+    tls_ctx_ = std::move(ctx.value());
+  }
   if (auto err = store_.load()) return err;
   auto addr = sys::numericAddress(cfg_.listen);
   if (!addr.ok()) return addr.error();
@@ -282,9 +287,11 @@ void CollectServer::collectMetrics(sys::MetricWriter& w) const {
     w.gauge("logsplice_collect_last_ack_timestamp_seconds", "Unix time of the last ack.", l,
             static_cast<double>(s.last_ack_unix));
   }
-  // The collector never reads payload into its memory: only headers and control bodies.
+  // Without TLS the collector never reads payload into its memory (headers and control bodies
+  // only); with collect.tls the payload is decrypted in userspace and counted here.
   w.counter("logsplice_collect_bytes_copied_total",
-            "Payload bytes the collector moved through its own memory (0: splice only).", {}, 0);
+            "Payload bytes the collector moved through its own memory (0: splice only).", {},
+            static_cast<double>(copied_));
 }
 
 }  // namespace logsplice::agent::collect

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "agent/collect/collect_connection.h"
+#include "agent/collect/collect_tls.h"
 #include "agent/collect/mirror_store.h"
 #include "config/collect_keys.h"
 #include "sys/error.h"
@@ -50,6 +51,11 @@ class CollectServer {
   HostStats& hostStats(const std::string& host) { return hosts_[host]; }
   // The token configured for `host` (or for "*"); null when none.
   const std::string* tokenFor(const std::string& host) const;
+  // collect.tls: the server context connections start their sessions from; null = plain TCP.
+  SSL_CTX* tlsContext() const { return tls_ctx_.get(); }
+  // Payload bytes that passed through the collector's memory (TLS terminated in userspace).
+  void copied(uint64_t n) { copied_ += n; }
+  uint64_t copiedBytes() const { return copied_; }
   // Bytes were written to a mirror: counts toward fsync_bytes.
   void wrote(uint64_t n);
   // A connection wants to go (its reason is logged already); dropped from the loop soon.
@@ -74,6 +80,8 @@ class CollectServer {
   uint64_t next_id_ = 1;
   uint64_t unsynced_bytes_ = 0;
   uint64_t refused_ = 0;
+  uint64_t copied_ = 0;
+  SslCtx tls_ctx_;
   SyncWork* sync_work_ = nullptr;  // owned by its libuv request until the callback
   bool accept_paused_ = false;
   bool sync_failing_ = false;
