@@ -11,6 +11,7 @@ when the expected bytes or lines have arrived, the harness stops the process and
 takes user+sys CPU and peak RSS from wait4()'s rusage; it also samples
 /proc/PID/{stat,status} every 100 ms for CPU and RSS over time windows.
 """
+import abc
 import json
 import re
 import os
@@ -287,13 +288,15 @@ class Ctx:
         self.metrics_port = None
 
 
-class Contender:
+class Contender(abc.ABC):
+    """One program under test; each kind says how it is started."""
     kind = "baseline"
     name = "?"
     live_capable = False  # can follow a growing file
 
+    @abc.abstractmethod
     def argv(self, ctx):
-        raise NotImplementedError
+        """The command line that starts this contender for trial context `ctx`."""
 
     def env(self):
         return None

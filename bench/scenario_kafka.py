@@ -13,6 +13,7 @@ fresh mock cluster per trial, so offsets start at 0. Reported per contender: mes
 CPU seconds per GB, peak RSS. The mock keeps only the last 5 MB of each partition, so its own
 memory stays small whatever the size.
 """
+import abc
 import os
 import re
 import subprocess
@@ -54,13 +55,14 @@ class MockCluster:
         self.err.close()
 
 
-class KafkaContender:
+class KafkaContender(abc.ABC):
     kind = "peer"
     name = "?"
     live_capable = True
 
+    @abc.abstractmethod
     def argv(self, d, in_dir, in_file, bootstrap):
-        raise NotImplementedError
+        """The command line that produces the file in `in_dir` into the cluster at `bootstrap`."""
 
 
 class LibrdkafkaBaseline(KafkaContender):
