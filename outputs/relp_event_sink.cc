@@ -75,7 +75,6 @@ void RelpEventSink::resetSession() {
   tls_.reset();
   parser_.reset();
   sock_out_.clear();
-  sock_off_ = 0;
   window_.reset(relp::nextTxnr(kOpenTxnr));
   acked_reported_ = 0;
 }
@@ -113,29 +112,19 @@ void RelpEventSink::sendControl(const std::string& frame) {
       return;
     }
   } else {
-    sock_out_ += frame;
+    sock_out_.tail() += frame;
   }
   if (int err = flushSocket()) conn_.fail("send", err);
 }
 
 int RelpEventSink::flushSocket() {
-  if (tls_) tls_->takeCiphertext(sock_out_);
-  while (sock_off_ < sock_out_.size()) {
-    ssize_t n = ::send(conn_.fd(), sock_out_.data() + sock_off_, sock_out_.size() - sock_off_,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        conn_.wantWritable(true);
-        return 0;
-      }
-      return errno;
-    }
-    sock_off_ += static_cast<size_t>(n);
+  if (tls_) tls_->takeCiphertext(sock_out_.tail());
+  int err = sock_out_.flush(conn_.fd());
+  if (err == EAGAIN) {
+    conn_.wantWritable(true);
+    return 0;
   }
-  sock_out_.clear();
-  sock_off_ = 0;
-  return 0;
+  return err;
 }
 
 sys::SysResult RelpEventSink::sendFramed(const iovec* iov, int n) {

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "outputs/event_sink.h"
+#include "outputs/socket_out_buffer.h"
 #include "outputs/relp_protocol.h"
 #include "outputs/relp_window.h"
 #include "outputs/tcp_connection.h"
@@ -101,7 +102,7 @@ class RelpEventSink : private detail::RelpWindowHolder,
   void sendControl(const std::string& frame);
   // Writes the bytes waiting for the socket (control frames, ciphertext): 0 or an errno.
   int flushSocket();
-  bool socketPending() const { return sock_off_ < sock_out_.size(); }
+  bool socketPending() const { return sock_out_.pending(); }
   void onRelpBytes(const char* data, size_t len);
   // Handles one frame; false when the session was dropped.
   bool onFrame(const relp::Frame& frame);
@@ -127,8 +128,7 @@ class RelpEventSink : private detail::RelpWindowHolder,
   uint64_t session_seq_ = 0;  // bumped when a session ends: stale work stops
   uint32_t close_txnr_ = 0;
   uint64_t acked_reported_ = 0;  // window_.ackedWire() last passed to acknowledgedWire()
-  std::string sock_out_;         // bytes not yet taken by the socket
-  size_t sock_off_ = 0;
+  SocketOutBuffer sock_out_;          // bytes not yet taken by the socket
   std::string plain_in_;  // scratch for decrypted bytes
   std::function<void()> on_closed_;
   bool close_requested_ = false;

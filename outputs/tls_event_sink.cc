@@ -82,9 +82,9 @@ std::string TlsEventSink::negotiated() const {
 
 void TlsEventSink::resetSession() {
   session_.reset();
-  cipher_out_.clear();
-  cipher_off_ = 0;
-  cipher_total_ = socket_written_ = plain_total_ = 0;
+  sock_out_.clear();
+  sock_out_.resetSent();
+  cipher_total_ = plain_total_ = 0;
   records_.clear();
   accepted_ = false;
   failure_counted_ = false;
@@ -183,7 +183,7 @@ void TlsEventSink::connectionWritable() {
   if (tlsEstablished()) {
     drain();
   } else {
-    conn_.wantWritable(cipher_off_ < cipher_out_.size());
+    conn_.wantWritable(sock_out_.pending());
   }
 }
 
@@ -209,34 +209,23 @@ void TlsEventSink::connectionDown(bool was_connected) {
 }
 
 void TlsEventSink::waitWritable(bool on) {
-  conn_.wantWritable(on || cipher_off_ < cipher_out_.size());
+  conn_.wantWritable(on || sock_out_.pending());
 }
 
 int TlsEventSink::flushCipher() {
-  if (session_) cipher_total_ += session_->takeCiphertext(cipher_out_);
-  while (cipher_off_ < cipher_out_.size()) {
-    ssize_t n = ::send(conn_.fd(), cipher_out_.data() + cipher_off_,
-                       cipher_out_.size() - cipher_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        conn_.wantWritable(true);
-        return 0;
-      }
-      return errno;
-    }
-    cipher_off_ += static_cast<size_t>(n);
-    socket_written_ += static_cast<uint64_t>(n);
+  if (session_) cipher_total_ += session_->takeCiphertext(sock_out_.tail());
+  int err = sock_out_.flush(conn_.fd());
+  if (err == EAGAIN) {
+    conn_.wantWritable(true);
+    return 0;
   }
-  cipher_out_.clear();
-  cipher_off_ = 0;
-  return 0;
+  return err;
 }
 
 sys::SysResult TlsEventSink::sendFramed(const iovec* iov, int n) {
   if (int err = flushCipher()) return {-1, err};
   // Records still waiting for the socket: take no more plaintext (memory stays bounded).
-  if (cipher_off_ < cipher_out_.size()) return {-1, EAGAIN};
+  if (sock_out_.pending()) return {-1, EAGAIN};
   size_t taken = 0;
   for (int i = 0; i < n && taken < kPlainPerSend; ++i) {
     const char* p = static_cast<const char*>(iov[i].iov_base);
@@ -247,7 +236,7 @@ sys::SysResult TlsEventSink::sendFramed(const iovec* iov, int n) {
         spdlog::warn("output '{}': {}", name(), session_->failure());
         return {-1, EPROTO};
       }
-      cipher_total_ += session_->takeCiphertext(cipher_out_);
+      cipher_total_ += session_->takeCiphertext(sock_out_.tail());
       plain_total_ += chunk;
       records_.push_back({cipher_total_, plain_total_});
       off += chunk;
@@ -261,8 +250,8 @@ sys::SysResult TlsEventSink::sendFramed(const iovec* iov, int n) {
 void TlsEventSink::pollAcknowledged() {
   if (!accepted_) return;
   auto unacked = conn_.unacknowledged();
-  if (!unacked || *unacked > socket_written_) return;
-  const uint64_t acked = socket_written_ - *unacked;
+  if (!unacked || *unacked > sock_out_.sent()) return;
+  const uint64_t acked = sock_out_.sent() - *unacked;
   bool any = false;
   uint64_t plain = 0;
   while (!records_.empty() && records_.front().wire_end <= acked) {

@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "outputs/event_sink.h"
+#include "outputs/socket_out_buffer.h"
 #include "outputs/tcp_connection.h"
 #include "outputs/tls_context.h"
 #include "outputs/tls_session.h"
@@ -107,10 +108,8 @@ class TlsEventSink : public EventSink, private TcpConnection::Handler {
   TcpConnection conn_;
   std::shared_ptr<TlsContext> ctx_;
   std::unique_ptr<TlsSession> session_;
-  std::string cipher_out_;     // ciphertext not yet taken by the socket
-  size_t cipher_off_ = 0;      // bytes of cipher_out_ already written
+  SocketOutBuffer sock_out_;        // ciphertext not yet taken by the socket; sent() = socket position
   uint64_t cipher_total_ = 0;  // ciphertext produced since the connect (socket positions)
-  uint64_t socket_written_ = 0;
   uint64_t plain_total_ = 0;
   std::deque<Record> records_;
   uint64_t handshake_failures_ = 0;
