@@ -11,13 +11,12 @@
 #include <vector>
 
 #include "inputs/follower.h"
+#include "inputs/follow_open.h"
 #include "inputs/path_glob.h"
 #include "sys/assert.h"
 
 namespace logsplice::inputs {
 namespace {
-
-constexpr int kOpenFlags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
 
 bool isFdShortage(int err) {
   return err == EMFILE || err == ENFILE;
@@ -49,7 +48,7 @@ Follower::Reopen Follower::reopen(const std::string& dir, const std::function<Fd
       r.kind = Reopen::kNoFd;
       return r;
     }
-    sys::UniqueFd fd(::open(path_.c_str(), kOpenFlags));
+    sys::UniqueFd fd(openFollowed(path_.c_str()));
     if (!fd) {
       r.err = errno;
       r.kind = isFdShortage(r.err)                     ? Reopen::kNoFd
@@ -104,7 +103,7 @@ Follower::Reopen Follower::reopen(const std::string& dir, const std::function<Fd
       r.kind = Reopen::kNoFd;
       return r;
     }
-    sys::UniqueFd fd(::open(path.c_str(), kOpenFlags));
+    sys::UniqueFd fd(openFollowed(path.c_str()));
     if (!fd) {
       int err = errno;
       if (isFdShortage(err)) {

@@ -17,6 +17,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "inputs/follow_open.h"
 #include "inputs/input_tailer_impl.h"
 #include "inputs/line_end.h"
 
@@ -218,7 +219,7 @@ Follower* InputTailer::Impl::openFollower(const OpenRequest& req, uint64_t now) 
     waiting_.push(req);
     return nullptr;
   }
-  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  int raw = openFollowed(path.c_str());
   if (raw < 0) {
     int err = errno;
     lease.reset();
@@ -321,7 +322,7 @@ void InputTailer::Impl::openKnown(const KnownFile& k, uint64_t now) {
   ::closedir(d);
   for (const auto& name : names) {
     std::string path = joinPath(dir, name);
-    sys::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    sys::UniqueFd fd(openFollowed(path.c_str()));
     if (!fd && isFdShortage(errno)) {
       noteFdShortage(errno, path);
       waiting_.push(k);
