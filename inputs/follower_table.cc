@@ -1,5 +1,7 @@
 #include "inputs/follower_table.h"
 
+#include <algorithm>
+
 namespace logsplice::inputs {
 
 Follower& FollowerTable::add(std::unique_ptr<Follower> f, const std::string& real_path) {
@@ -50,7 +52,7 @@ void FollowerTable::stateChanged(const Follower& f, Follower::State from) {
 void FollowerTable::leftLive(const Follower& f) {
   auto [lo, hi] = live_by_path_.equal_range(pathHash(f.path()));
   for (auto it = lo; it != hi; ++it) {
-    if (it->second == f.id()) {
+    if (it->second == &f) {
       live_by_path_.erase(it);
       break;
     }
@@ -71,8 +73,7 @@ Follower* FollowerTable::byInode(const InodeKey& key) const {
 Follower* FollowerTable::liveAt(const std::string& path) const {
   auto [lo, hi] = live_by_path_.equal_range(pathHash(path));
   for (auto it = lo; it != hi; ++it) {
-    Follower* f = byId(it->second);
-    if (f != nullptr && f->path() == path) return f;
+    if (it->second->path() == path) return it->second;
   }
   return nullptr;
 }
@@ -80,14 +81,14 @@ Follower* FollowerTable::liveAt(const std::string& path) const {
 void FollowerTable::setLive(const Follower& f) {
   // A new live follower under a path takes it over from the one there (as a map assignment).
   auto [lo, hi] = live_by_path_.equal_range(pathHash(f.path()));
+  Follower* self = const_cast<Follower*>(&f);  // the table owns it; stored for lookups
   for (auto it = lo; it != hi; ++it) {
-    Follower* other = byId(it->second);
-    if (other == nullptr || other->path() == f.path()) {
-      it->second = f.id();
+    if (it->second->path() == f.path()) {
+      it->second = self;
       return;
     }
   }
-  live_by_path_.emplace(pathHash(f.path()), f.id());
+  live_by_path_.emplace(pathHash(f.path()), self);
 }
 
 std::vector<uint64_t> FollowerTable::byRealPath(const std::string& path) const {
@@ -108,6 +109,7 @@ std::vector<uint64_t> FollowerTable::ids() const {
   std::vector<uint64_t> out;
   out.reserve(followers_.size());
   for (const auto& [id, f] : followers_) out.push_back(id);
+  std::sort(out.begin(), out.end());
   return out;
 }
 

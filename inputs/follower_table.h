@@ -47,6 +47,7 @@ class FollowerTable {
   std::vector<uint64_t> byRealPath(const std::string& path) const;
   // The resolved target of a symlinked follower's path; its own path otherwise.
   std::string realPathOf(const Follower& f) const;
+  // Ascending (creation order): rescans walk the followers in a stable order.
   std::vector<uint64_t> ids() const;
   // The followers no longer live (rotated or deleted, being drained): the few that timers
   // refresh, without walking every follower.
@@ -70,16 +71,19 @@ class FollowerTable {
   void leftLive(const Follower& f);
   void setLive(const Follower& f);
 
-  std::map<uint64_t, std::unique_ptr<Follower>> followers_;
+  // Hashed: every inotify event looks its follower up, and with 10,000 followers a tree walk
+  // (14 dependent cache misses) cost 7% of the agent's CPU with 100 of them growing.
+  std::unordered_map<uint64_t, std::unique_ptr<Follower>> followers_;
   struct InodeHash {
     size_t operator()(const InodeKey& k) const {
       return std::hash<uint64_t>{}(k.first * 0x9E3779B97F4A7C15ULL ^ k.second);
     }
   };
   std::unordered_map<InodeKey, uint64_t, InodeHash> by_inode_;
-  // Hash of the path -> id of the live follower there. The path itself is the follower's own
-  // (a follower's path never changes): one copy less per file counts with 100,000 files.
-  std::unordered_multimap<size_t, uint64_t> live_by_path_;
+  // Hash of the path -> the live follower there (owned by followers_; an entry leaves before its
+  // follower does). The path itself is the follower's own (a follower's path never changes):
+  // one copy less per file counts with 100,000 files.
+  std::unordered_multimap<size_t, Follower*> live_by_path_;
   static size_t pathHash(const std::string& path) { return std::hash<std::string>{}(path); }
   std::set<uint64_t> not_live_;
   std::set<uint64_t> open_live_;
