@@ -32,7 +32,7 @@ constexpr std::string_view kTopKeys[] = {"agent", "inputs", "outputs"};
 constexpr std::string_view kAgentKeys[] = {
     "data_dir",         "log_level", "log_file",    "metrics",    "checkpoint_interval",
     "shutdown_timeout", "lockstep",  "chunk_bytes", "pipe_bytes", "max_open_files",
-    "hostname"};
+    "hostname",         "batch_delay"};
 constexpr std::string_view kMetricsKeys[] = {"listen"};
 constexpr std::string_view kInputKeys[] = {"name",
                                            "paths",
@@ -42,6 +42,7 @@ constexpr std::string_view kInputKeys[] = {"name",
                                            "poll",
                                            "poll_interval",
                                            "rescan_interval",
+                                           "batch_delay",
                                            "partial_line_timeout",
                                            "rotate_wait",
                                            "copy",
@@ -113,6 +114,9 @@ class Parser {
       config.outputs.push_back(parseOutput(entry, index));
     });
     if (config.agent.hostname.empty()) config.agent.hostname = machineHostname();
+    for (InputConfig& input : config.inputs) {
+      if (!input.batch_delay) input.batch_delay = config.agent.batch_delay;
+    }
   }
 
  private:
@@ -162,7 +166,25 @@ class Parser {
     yaml_.readSize(fields, "chunk_bytes", agent.chunk_bytes, 1);
     yaml_.readSize(fields, "pipe_bytes", agent.pipe_bytes, 1);
     yaml_.readCount(fields, "max_open_files", agent.max_open_files, 1);
+    readBatchDelay(fields, agent.batch_delay);
     parseEventAgentKeys(yaml_, fields, agent);
+  }
+
+  // `batch_delay` (agent or input): 0 .. kMaxBatchDelay. Returns whether `out` was set.
+  bool readBatchDelay(const Fields& fields, Millis& out) {
+    Millis delay = out;
+    size_t errors = yaml_.errors().size();
+    yaml_.readDuration(fields, "batch_delay", delay, Millis(0));
+    if (yaml_.errors().size() != errors) return false;
+    if (delay > kMaxBatchDelay) {
+      error(valueMark(*fields.find("batch_delay")),
+            fields.label("batch_delay") + " must be at most " + std::to_string(kMaxBatchDelay.count()) + "ms" +
+                " (it is added to every line's latency)");
+      return false;
+    }
+    if (fields.find("batch_delay") == nullptr) return false;
+    out = delay;
+    return true;
   }
 
   // Reads `name` for an input or output entry.
@@ -212,6 +234,10 @@ class Parser {
     yaml_.readBool(fields, "poll", input.poll);
     yaml_.readDuration(fields, "poll_interval", input.poll_interval, Millis(1));
     yaml_.readDuration(fields, "rescan_interval", input.rescan_interval, Millis(1));
+    if (fields.find("batch_delay") != nullptr) {
+      Millis delay = kDefaultBatchDelay;
+      if (readBatchDelay(fields, delay)) input.batch_delay = delay;
+    }
     yaml_.readDuration(fields, "partial_line_timeout", input.partial_line_timeout, Millis(1));
     yaml_.readDuration(fields, "rotate_wait", input.rotate_wait, Millis(0));
     yaml_.readBool(fields, "copy", input.copy);

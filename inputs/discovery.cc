@@ -45,7 +45,8 @@ sys::Error Discovery::init() {
                  cfg_.poll_interval.count());
     return sys::Error::ok();
   }
-  auto w = InotifyWatcher::create(loop_, *this);
+  uint64_t delay = static_cast<uint64_t>(cfg_.batch_delay.value_or(config::Millis(0)).count());
+  auto w = InotifyWatcher::create(loop_, *this, delay);
   if (!w.ok()) {
     // EMFILE: fs.inotify.max_user_instances is per user, shared with every other process.
     spdlog::warn("input '{}': inotify unavailable ({}); falling back to stat polling every {} ms",

@@ -3,6 +3,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -16,12 +17,18 @@ constexpr size_t kReadBytes = 64 * 1024;
 }  // namespace
 
 sys::Result<std::unique_ptr<InotifyWatcher>> InotifyWatcher::create(uv_loop_t* loop,
-                                                                    WatchHandler& handler) {
+                                                                    WatchHandler& handler,
+                                                                    uint64_t batch_delay_ms) {
   int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) return sys::Error::fromErrno(errno, "inotify_init1");
   std::unique_ptr<InotifyWatcher> w(new InotifyWatcher(loop, handler, sys::UniqueFd(fd)));
   int rc = w->poll_.init([&](uv_poll_t* h) { return uv_poll_init(loop, h, fd); }, w.get());
   if (rc != 0) return sys::Error::io(std::string("uv_poll_init(inotify): ") + uv_strerror(rc));
+  w->batch_delay_ms_ = batch_delay_ms;
+  if (batch_delay_ms > 0) {
+    rc = w->delay_.init([&](uv_timer_t* h) { return uv_timer_init(loop, h); }, w.get());
+    if (rc != 0) return sys::Error::io(std::string("uv_timer_init: ") + uv_strerror(rc));
+  }
   return w;
 }
 
@@ -68,6 +75,7 @@ void InotifyWatcher::start() {
 void InotifyWatcher::stop() {
   if (!started_ || !poll_) return;
   uv_poll_stop(poll_.get());
+  if (delay_) uv_timer_stop(delay_.get());
   started_ = false;
 }
 
@@ -78,6 +86,7 @@ void InotifyWatcher::close(std::function<void()> on_closed) {
   // The fd is closed only once the poll handle is closed (hence stopped): it rides along into
   // the close callback, which may run after this watcher is gone.
   auto fd = std::make_shared<sys::UniqueFd>(std::move(fd_));
+  if (delay_) delay_.close(nullptr);
   poll_.close([fd, cb = std::move(on_closed)]() {
     fd->reset();
     if (cb) cb();
@@ -90,6 +99,22 @@ void InotifyWatcher::onPoll(uv_poll_t* handle, int status, int /*events*/) {
     spdlog::warn("inotify poll error: {}", uv_strerror(status));
     return;
   }
+  if (self->batch_delay_ms_ == 0) {
+    self->drain();
+    return;
+  }
+  // Let the window's events pile up in the kernel's queue (identical consecutive ones merge
+  // there) and read them all when the delay ends.
+  uint64_t delay = self->spread_ ? self->batch_delay_ms_
+                                 : std::min(self->batch_delay_ms_, kSingleFileDelayMs);
+  uv_poll_stop(handle);
+  uv_timer_start(self->delay_.get(), &InotifyWatcher::onDelay, delay, 0);
+}
+
+void InotifyWatcher::onDelay(uv_timer_t* handle) {
+  auto* self = static_cast<InotifyWatcher*>(handle->data);
+  // Polling resumes before the drain: the handler may close and destroy this watcher.
+  if (self->started_) uv_poll_start(self->poll_.get(), UV_READABLE, &InotifyWatcher::onPoll);
   self->drain();
 }
 
@@ -139,6 +164,13 @@ void InotifyWatcher::drain() {
       events.push_back(std::move(out));
     }
     if (static_cast<size_t>(n) < sizeof buf / 2) break;  // likely drained; saves a read
+  }
+  spread_ = false;
+  for (const auto& ev : events) {
+    if (ev.name != events.front().name || ev.dir != events.front().dir) {
+      spread_ = true;
+      break;
+    }
   }
   WatchHandler& handler = handler_;  // the handler may close and destroy this watcher
   if (!events.empty()) handler.changed(events);

@@ -532,6 +532,53 @@ outputs:
   checkMark(errorWith(r, "'backoff.initial': invalid duration '1q'"), 10, 25);
 }
 
+TEST_CASE("batch_delay: agent default, per-input override, bounds", "[config][parse]") {
+  ParseResult dflt = parse(kMinimal);
+  REQUIRE(dflt.ok());
+  CHECK(dflt.config->agent.batch_delay == kDefaultBatchDelay);
+  // Inputs without their own take the agent's, wherever the agent section is in the file.
+  CHECK(dflt.config->inputs[0].batch_delay == kDefaultBatchDelay);
+
+  ParseResult r = parse(R"(inputs:
+  - name: a
+    paths: [/a]
+  - name: b
+    paths: [/b]
+    batch_delay: 0ms
+outputs:
+  - name: o
+    type: tcp
+    addresses: ["h:1"]
+    inputs: [a, b]
+agent:
+  batch_delay: 50ms
+)");
+  INFO(allErrors(r));
+  REQUIRE(r.ok());
+  CHECK(r.config->agent.batch_delay == std::chrono::milliseconds(50));
+  CHECK(r.config->inputs[0].batch_delay == std::chrono::milliseconds(50));
+  CHECK(r.config->inputs[1].batch_delay == std::chrono::milliseconds(0));
+
+  ConfigError e = onlyError("agent:\n  batch_delay: 2s\n" + std::string(kMinimal),
+                            "'batch_delay' must be at most 1000ms (it is added to every line's "
+                            "latency)");
+  checkMark(e, 2, 16);
+  onlyError("agent: { batch_delay: fast }\n" + std::string(kMinimal),
+            "'batch_delay': invalid duration 'fast' (use a number with ms, s, m, h or d, e.g. "
+            "250ms, 5s, 1h30m)");
+  ParseResult bad_input = parse(R"(inputs:
+  - name: a
+    paths: [/a]
+    batch_delay: 5m
+outputs:
+  - name: o
+    type: tcp
+    addresses: ["h:1"]
+    inputs: [a]
+)");
+  checkMark(errorWith(bad_input, "'batch_delay' must be at most 1000ms"), 4, 18);
+}
+
 TEST_CASE("bad enum values are reported", "[config][parse]") {
   onlyError("agent: { log_level: verbose }\n" + std::string(kMinimal),
             "'log_level': invalid value 'verbose' (expected trace, debug, info, warn, error, "

@@ -23,8 +23,8 @@ namespace {
 
 // Creates the watcher, and closes it at scope end with the loop running.
 struct InotifyRun {
-  InotifyRun(Loop& l, WatchRecorder& rec) : loop(l) {
-    auto w = InotifyWatcher::create(loop.get(), rec);
+  InotifyRun(Loop& l, WatchRecorder& rec, uint64_t batch_delay_ms = 0) : loop(l) {
+    auto w = InotifyWatcher::create(loop.get(), rec, batch_delay_ms);
     REQUIRE(w.ok());
     watcher = std::move(w.value());
   }
@@ -120,6 +120,59 @@ TEST_CASE("inotify watcher: unwatched or stopped directories report nothing", "[
   CHECK(rec.find("queued.log", Kind::kCreated) == nullptr);
   w.drain();
   CHECK(rec.find("queued.log", Kind::kCreated) != nullptr);
+}
+
+TEST_CASE("inotify watcher: batch_delay gathers changes spread over files into one batch",
+          "[watcher]") {
+  TempDir dir;
+  Loop loop;
+  WatchRecorder rec;
+  constexpr uint64_t kDelay = 300;
+  InotifyRun run(loop, rec, kDelay);
+  InotifyWatcher& w = *run.watcher;
+  REQUIRE(w.watchDir(dir.path()).isOk());
+  w.start();
+  // Nothing seen yet: the first change is read after the short single-file wait.
+  append(dir / "a.log", "x\n");
+  append(dir / "b.log", "x\n");
+  REQUIRE(loop.waitFor([&] { return rec.saw(dir.path(), "b.log", Kind::kCreated); }));
+  // That batch named two files: the next one waits the whole delay, and whatever changed
+  // meanwhile (three files, at different moments) comes as one batch.
+  int before = rec.batches;
+  rec.events.clear();
+  uint64_t t0 = uv_hrtime();
+  append(dir / "a.log", "y\n");
+  loop.runFor(50);
+  CHECK(rec.batches == before);  // a timer never fires early, however busy the machine
+  append(dir / "b.log", "y\n");
+  append(dir / "c.log", "y\n");
+  REQUIRE(loop.waitFor([&] { return rec.batches > before; }));
+  CHECK((uv_hrtime() - t0) / 1000000 >= kDelay);
+  CHECK(rec.batches == before + 1);
+  CHECK(rec.saw(dir.path(), "a.log", Kind::kContent));
+  CHECK(rec.saw(dir.path(), "b.log", Kind::kContent));
+  CHECK(rec.saw(dir.path(), "c.log", Kind::kCreated));
+  CHECK(rec.overflows == 0);
+}
+
+TEST_CASE("inotify watcher: appends to a single file wait at most a millisecond", "[watcher]") {
+  TempDir dir;
+  Loop loop;
+  WatchRecorder rec;
+  InotifyRun run(loop, rec, /*batch_delay_ms=*/1000);
+  InotifyWatcher& w = *run.watcher;
+  REQUIRE(w.watchDir(dir.path()).isOk());
+  w.start();
+  append(dir / "one.log", "x\n");
+  REQUIRE(loop.waitFor([&] { return rec.saw(dir.path(), "one.log", Kind::kCreated); }));
+  // One file per batch: each next change is read long before the 1 s delay would end.
+  for (int i = 0; i < 3; ++i) {
+    rec.events.clear();
+    uint64_t t0 = uv_hrtime();
+    append(dir / "one.log", "more\n");
+    REQUIRE(loop.waitFor([&] { return rec.saw(dir.path(), "one.log", Kind::kContent); }, 900));
+    CHECK((uv_hrtime() - t0) / 1000000 < 900);
+  }
 }
 
 TEST_CASE("inotify watcher: a directory that does not exist is an error", "[watcher]") {
