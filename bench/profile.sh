@@ -8,7 +8,7 @@
 # cpu (default) prints the agent's CPU % over the window; perf records `perf record -g` into
 # $LSP_WORK/perf.data and prints the top symbols; strace prints `strace -c -f` (syscalls per
 # event = calls / writer batches). Knobs: LSP_RATE, LSP_SECONDS, LSP_FILES, LSP_ACTIVE,
-# LSP_WORK (/tmp/logsplice-profile), AGENT (build/logsplice). Needs bench/build (bench/run.sh
+# LSP_WORK (/tmp/logsplice-profile), LSP_BATCH_DELAY (agent.batch_delay, 0ms), AGENT (build/logsplice). Needs bench/build (bench/run.sh
 # builds it, or `make -C bench`). Receivers listen on 127.0.0.1 only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -44,13 +44,15 @@ else
   "$B/loggen" mkfiles "$work/in" "$files" 1 >/dev/null
 fi
 port="$("$B/receiver" --free-port)"
-"$B/receiver" --listen "127.0.0.1:$port" --mode read --latency --idle $((seconds + 10)) \
-  --timeout $((seconds + 120)) >"$work/rx.json" &
-pids+=($!)
+"$B/receiver" --listen "127.0.0.1:$port" --mode read --latency --latency-skip "${files:-0}" \
+  --idle $((seconds + 10)) --timeout $((seconds + 120)) >"$work/rx.json" &
+rx=$!
+pids+=("$rx")
 cat >"$work/agent.yaml" <<EOF
 agent:
   data_dir: $work/data
   log_level: warn
+  batch_delay: ${LSP_BATCH_DELAY:-0ms}
 inputs:
   - { name: bench, paths: ["$work/in/*.log"], start_at: beginning }
 outputs:
@@ -65,7 +67,7 @@ ticks() { awk '{print $14 + $15}' "/proc/$agent/stat"; }
 t0=$(ticks)
 tool=""
 case "$how" in
-  perf) perf record -g -o "$work/perf.data" -p "$agent" -- sleep "$seconds" >/dev/null 2>&1 & tool=$! ;;
+  perf) perf record ${LSP_PERF_CG:--g} -o "$work/perf.data" -p "$agent" -- sleep "$seconds" >/dev/null 2>&1 & tool=$! ;;
   strace) strace -c -f -o "$work/strace.txt" -p "$agent" 2>/dev/null & tool=$! ;;
 esac
 case "$mode" in
@@ -78,9 +80,13 @@ if [[ -n "$tool" ]]; then
   kill -INT "$tool" 2>/dev/null || true
   wait "$tool" 2>/dev/null || true
 fi
+sleep 1 # the last lines in flight
+kill -TERM "$rx" 2>/dev/null || true
+wait "$rx" 2>/dev/null || true
 hz=$(getconf CLK_TCK)
 echo "agent CPU over ${seconds}s: $(awk -v t=$((t1 - t0)) -v hz="$hz" -v s="$seconds" \
-  'BEGIN { printf "%.2f%% of a core", 100 * t / hz / s }'), RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$agent/status")"
+  'BEGIN { printf "%.2f%% of a core", 100 * t / hz / s }'), RSS $(awk '/VmRSS/ {print $2, $3}' "/proc/$agent/status")," \
+  "latency $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("p50 %s ms, p99 %s ms, max %s ms (%s lines)" % (r.get("lat_p50_ms"), r.get("lat_p99_ms"), r.get("lat_max_ms"), r.get("lines")))' "$work/rx.json")"
 case "$how" in
   perf) perf report -i "$work/perf.data" --no-children --sort dso,sym -g none 2>/dev/null |
     grep -v '^#' | grep -v '^$' | head -25 ;;

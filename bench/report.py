@@ -128,8 +128,9 @@ def outage_table(rs):
 
 def glob_table(rs):
     lines = ["| contender | time to ship the first line of every file s | CPU s for that | RSS after MiB | "
-             "CPU % idle (nothing written) | CPU % while 1% of files grow | RSS MiB | ok runs |",
-             "|---|---|---|---|---|---|---|---|"]
+             "CPU % idle (nothing written) | CPU % while 1% of files grow | latency p50 / p99 ms while they grow | "
+             "RSS MiB | ok runs |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for c in order(rs):
         mine = [r for r in rs if r["contender"] == c]
         good = [r for r in mine if r.get("ok")]
@@ -138,13 +139,34 @@ def glob_table(rs):
             r = mine[0]
             scan = (f"incomplete: {r.get('initial_lines', 0):,} of {r.get('files', 0):,} files after "
                     f"{fmt(r.get('scan_s'))} s; {r.get('rx', {}).get('lines', 0):,} lines in all")
-        lines.append("| {} | {} | {} | {} | {} | {} | {} | {}/{} |".format(
+            skipped = sum(1 for x in mine if x.get("skipped"))
+            if skipped:
+                scan += f" (not run again in {skipped} later reps)"
+        lat = "{} / {}".format(fmt(med(r.get("lat_p50_ms") for r in good)), fmt(med(r.get("lat_p99_ms") for r in good)))
+        lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} |".format(
             c, scan, fmt(med(r.get("scan_cpu_s") for r in good)),
             fmt(med((r.get("rss_after_scan_kib") or 0) / 1024 for r in good)),
             fmt(med(r.get("idle_cpu_pct") for r in good), 2),
-            fmt(med(r.get("cpu_pct") for r in good), 1), fmt(med((r.get("rss_kib") or 0) / 1024 for r in good)),
+            fmt(med(r.get("cpu_pct") for r in good), 1), lat, fmt(med((r.get("rss_kib") or 0) / 1024 for r in good)),
             len(good), len(mine)))
     return lines
+
+
+def rep_ratio(rs, num, den, key):
+    """median over reps of num's `key` / den's `key` within the same rep (both ok), or None"""
+    out = []
+    for rep in sorted({r.get("rep") for r in rs}):
+        a = [r.get(key) for r in rs if r.get("rep") == rep and r["contender"] == num and r.get("ok")]
+        b = [r.get(key) for r in rs if r.get("rep") == rep and r["contender"] == den and r.get("ok")]
+        if a and b and a[0] is not None and b[0]:
+            out.append(a[0] / b[0])
+    return med(out)
+
+
+def ratio_note(rs, num, den, pairs):
+    """'*logsplice ÷ syslog-ng (per rep, median): CPU 0.55, RSS 0.07*' for the (label, key) pairs"""
+    parts = [f"{label} {fmt(rep_ratio(rs, num, den, key))}" for label, key in pairs]
+    return [f"*{num} ÷ {den}, within each rep, median: " + ", ".join(parts) + ".*", ""]
 
 
 def zc_table(rs):
@@ -224,12 +246,16 @@ def main():
          f"Kernel {v['kernel']}, {v['cpus']} vCPUs (a noisy VM: compare rows of one table, not with other machines). "
          f"Peers: rsyslog {v['rsyslog']}, syslog-ng {v['syslog-ng']} (Debian 12 packages). "
          f"logsplice: {'`' + v['logsplice'] + '`' if meta['agent'] == 'ok' else meta['agent']}.", "",
-         f"Sizes: catch-up/fan-out/archive file {cfg['size'] / 2**20:.0f} MiB; {cfg['reps']} repetitions, contenders "
+         f"Sizes: catch-up/fan-out/archive/events file {cfg['size'] / 2**20:.0f} MiB "
+         f"(rsyslog and syslog-ng: {min(cfg.get('peer_size', cfg['size']), cfg['size']) / 2**20:.0f} MiB of it, "
+         "their MB/s and CPU per GB are per byte of what they processed); "
+         f"live tail {cfg['live_seconds']:.0f} s, outage {cfg['outage_bytes'] / 2**20:.0f} MiB; "
+         f"{cfg['reps']} repetitions, contenders "
          "interleaved round-robin inside each repetition (the starting contender rotates). Cells are medians; "
          "ratios are taken inside each repetition against the baseline of that repetition, then the median. "
          "MB = 10^6 bytes; CPU = user+sys of the whole contender process (all threads, `wait4` rusage, "
          "including start-up and shutdown) per GB of log input; peak RSS = `ru_maxrss`.", ""]
-    if cfg["size"] < 1 << 30 or cfg["live_seconds"] < 30:
+    if cfg["size"] < 1 << 30 or cfg["live_seconds"] < 15 or cfg["reps"] < 5:
         L += [f"*Reduced-size run* (the issue's full sizes are `bench/run.sh` with no LSB_* overrides): "
               f"files {cfg['size'] / 2**20:.0f} MiB, live runs {cfg['live_seconds']:.0f} s × "
               f"{cfg['live_reps'] or cfg['reps']} reps, outage {cfg['outage_bytes'] / 2**20:.0f} MiB, glob "
@@ -249,7 +275,8 @@ def main():
             L += [f"## Live tail: {rate:,} lines/s for {cfg['live_seconds']:.0f} s (one file, stamped lines)", "",
                   "CPU % is the contender's CPU time over the window from the first append to the last line "
                   "received; latency is receipt time minus the time stamped into the line just before its "
-                  "`write()`.", ""] + live_table(rs) + [""]
+                  "`write()`.", ""] + live_table(rs) + [""] + \
+                ratio_note(rs, "logsplice", "inotify+splice", [("CPU", "cpu_pct"), ("p99 latency", "lat_p99_ms")])
     for fmt_ in ("syslog", "json"):
         rs = by(results, f"events-{fmt_}")
         if rs:
@@ -274,7 +301,10 @@ def main():
         L += [f"## {r0['files']:,} files matched by one glob, {r0['active']} active", "",
               f"Each file starts with one line (shipped from the beginning); once all are shipped, "
               f"{cfg.get('glob_idle_seconds', 0):.0f} s with nothing written (idle CPU); then {r0['rate']:,} "
-              f"lines/s are appended round-robin to {r0['active']} of them for {r0['seconds']:.0f} s.", ""] + glob_table(rs) + [""]
+              f"lines/s are appended round-robin to {r0['active']} of them for {r0['seconds']:.0f} s. Latency: receipt "
+              f"time minus the stamp written into each appended line.", ""] + glob_table(rs) + [""] + \
+            ratio_note(rs, "logsplice", "syslog-ng", [("CPU while files grow", "cpu_pct"), ("RSS", "rss_kib"),
+                                                      ("idle CPU", "idle_cpu_pct")])
     rs = by(results, "manyfiles")
     if rs:
         r0 = rs[0]

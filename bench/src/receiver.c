@@ -1,7 +1,7 @@
 /* receiver: a fast TCP sink on 127.0.0.1 for the benchmarks.
  *
  *   receiver [--listen 127.0.0.1:PORT] [--port-file F] [--mode read|splice|octet]
- *            [--expect-bytes N] [--expect-lines N] [--latency]
+ *            [--expect-bytes N] [--expect-lines N] [--latency] [--latency-skip N]
  *            [--timeout S] [--idle S] [--progress FILE]
  *   receiver --free-port          print a currently free loopback port and exit
  *
@@ -11,7 +11,9 @@
  * " ts=SSSSSSSSSS.UUUUUU" stamp that loggen puts at the end of every line and
  * records now - stamp. "octet" reads RFC 6587 octet-counted frames ("LEN SP MSG",
  * syslog event outputs) and counts each frame as a line; with --latency the stamp
- * is the end of the MSG (a trailing LF inside the frame is allowed). It exits when the expected bytes or lines have arrived
+ * is the end of the MSG (a trailing LF inside the frame is allowed). --latency-skip N
+ * takes no sample from the first N lines (lines written before the measured phase,
+ * e.g. the one line per file of `loggen mkfiles`, whose stamps are synthetic). It exits when the expected bytes or lines have arrived
  * (exit 0), at --timeout (exit 3), after --idle seconds without data once data
  * has flowed (exit 0), or on SIGTERM/SIGINT (exit 1), and prints one JSON object
  * on stdout. Times t_* are CLOCK_MONOTONIC seconds, comparable with any other
@@ -70,6 +72,8 @@ static int64_t parse_stamp(const char *e /* points at the '\n' */, const char *l
     return sec * 1000000 + us;
 }
 
+static uint64_t g_lat_skip, g_lat_seen;
+
 static void add_latency(int64_t lat_us) {
     if (g_lat_n == g_lat_cap) {
         g_lat_cap = g_lat_cap ? g_lat_cap * 2 : (1u << 20);
@@ -90,7 +94,7 @@ static void scan(Conn *c, const char *buf, size_t n, int latency) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) break;
         c->lines++;
-        if (latency) {
+        if (latency && g_lat_seen++ >= g_lat_skip) {
             int64_t st;
             if (nl - buf >= 21) {
                 st = parse_stamp(nl, buf);
@@ -158,7 +162,7 @@ static void scan_octet(Conn *c, const char *buf, size_t n, int latency) {
         c->need -= take;
         if (c->need == 0) {
             c->lines++;
-            if (latency) {
+            if (latency && g_lat_seen++ >= g_lat_skip) {
                 size_t e = c->ftail_len;
                 if (e && c->ftail[e - 1] == '\n') e--;
                 int64_t st = parse_stamp(c->ftail + e, c->ftail);
@@ -240,6 +244,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--mode")) mode = v;
         else if (!strcmp(a, "--expect-bytes")) expect_bytes = parse_size(v);
         else if (!strcmp(a, "--expect-lines")) expect_lines = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--latency-skip")) g_lat_skip = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--timeout")) timeout = atof(v);
         else if (!strcmp(a, "--idle")) idle = atof(v);
         else fail("unknown option");
