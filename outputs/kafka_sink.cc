@@ -15,7 +15,7 @@
 namespace logsplice::outputs {
 namespace {
 
-constexpr uint64_t kWireMask = (uint64_t{1} << 48) - 1;
+constexpr uint64_t kSeqMask = (uint64_t{1} << 48) - 1;
 constexpr uint64_t kEpochMask = 0xffff;
 // Pause after a failed message before the resend: a cluster that refuses everything at once
 // (no such topic) is not hammered.
@@ -183,6 +183,7 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
     pending_.push_back({wire_end, 0, false});
   }
   Pending& p = pending_.back();
+  const uint64_t seq = pending_front_seq_ + pending_.size() - 1;
   const bool raw = cfg_.format == config::EventFormat::kRaw;
   do {
     size_t room = max_value_ > f.key.size() + f.path.size() + f.input.size() + host_.size()
@@ -208,12 +209,12 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
                   RD_KAFKA_V_HEADER("input", f.input.data(), static_cast<ssize_t>(f.input.size())),
                   RD_KAFKA_V_HEADER("path", f.path.data(), static_cast<ssize_t>(f.path.size())),
                   RD_KAFKA_V_HEADER("offset", offset_text, offset_len),
-                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(wire_end))), RD_KAFKA_V_END)
+                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(seq))), RD_KAFKA_V_END)
             : rd_kafka_producev(
                   rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                   RD_KAFKA_V_KEY(f.key.empty() ? nullptr : f.key.data(), f.key.size()),
                   RD_KAFKA_V_VALUE(value, len),
-                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(wire_end))), RD_KAFKA_V_END);
+                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(seq))), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return Outcome::kQueueFull;
     if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && max_value_ > kMinValueBytes) {
       max_value_ = std::max(kMinValueBytes, std::min(max_value_, len) / 2);
@@ -289,10 +290,12 @@ void KafkaSink::onDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaqu
 
 void KafkaSink::delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value_len) {
   if (closing_ || (opaque >> 48) != (kepoch_ & kEpochMask)) return;  // before a rewind
-  const uint64_t wire = opaque & kWireMask;
-  auto it = std::lower_bound(pending_.begin(), pending_.end(), wire,
-                             [](const Pending& p, uint64_t w) { return p.wire_end < w; });
-  if (it == pending_.end() || it->wire_end != wire || it->parts == 0) return;
+  // Sequence numbers wrap at 48 bits, as the opaque carries them: the index is their
+  // difference modulo 2^48 (a report for an event already popped is far out of range).
+  const uint64_t index = ((opaque & kSeqMask) - pending_front_seq_) & kSeqMask;
+  if (index >= pending_.size()) return;
+  Pending* it = &pending_[index];
+  if (it->parts == 0) return;
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++delivered_;
     --it->parts;
@@ -329,6 +332,7 @@ void KafkaSink::delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value
   while (!pending_.empty() && pending_.front().sealed && pending_.front().parts == 0) {
     ack_to_ = pending_.front().wire_end;
     pending_.pop_front();
+    ++pending_front_seq_;
   }
 }
 
@@ -405,6 +409,7 @@ void KafkaSink::rewind() {
   rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
   ++kepoch_;
   pending_.clear();
+  pending_front_seq_ = 0;  // the new epoch tells the old reports apart
   head_value_done_ = 0;
   ack_to_ = acked_wire_ = 0;
   want_drain_ = false;
