@@ -11,6 +11,7 @@
 
 #include "config/kafka_keys.h"
 #include "sys/assert.h"
+#include "sys/clock.h"
 
 namespace logsplice::outputs {
 namespace {
@@ -171,7 +172,8 @@ rd_kafka_topic_t* KafkaSink::topic(std::string_view name) {
   return last_topic_;
 }
 
-KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
+KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end,
+                                       int64_t timestamp_ms) {
   rd_kafka_topic_t* rkt = topic(f.topic);
   if (rkt == nullptr) {
     last_error_ = "cannot create topic handle '" + std::string(f.topic) +
@@ -204,7 +206,7 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
             ? rd_kafka_producev(
                   rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                   RD_KAFKA_V_KEY(f.key.empty() ? nullptr : f.key.data(), f.key.size()),
-                  RD_KAFKA_V_VALUE(value, len),
+                  RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
                   RD_KAFKA_V_HEADER("host", host_.data(), static_cast<ssize_t>(host_.size())),
                   RD_KAFKA_V_HEADER("input", f.input.data(), static_cast<ssize_t>(f.input.size())),
                   RD_KAFKA_V_HEADER("path", f.path.data(), static_cast<ssize_t>(f.path.size())),
@@ -213,7 +215,7 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
             : rd_kafka_producev(
                   rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                   RD_KAFKA_V_KEY(f.key.empty() ? nullptr : f.key.data(), f.key.size()),
-                  RD_KAFKA_V_VALUE(value, len),
+                  RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
                   RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(seq))), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return Outcome::kQueueFull;
     if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && max_value_ > kMinValueBytes) {
@@ -241,13 +243,16 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
 
 sys::SysResult KafkaSink::sendFramed(const iovec* iov, int n) {
   size_t taken = 0;
+  // The messages' timestamp, read once for the batch: librdkafka would read the wall clock for
+  // each message it is not given one for.
+  const int64_t timestamp_ms = sys::Clock::real().unixMicros() / 1000;
   for (int i = 0; i < n; ++i) {
     const char* p = static_cast<const char*>(iov[i].iov_base);
     size_t left = iov[i].iov_len;
     while (left > 0) {
       KafkaFrame f;
       LS_ASSERT(readKafkaFrame(p, left, f), "kafka frames are appended whole");
-      Outcome o = produce(f, wireWritten() + taken + f.size);
+      Outcome o = produce(f, wireWritten() + taken + f.size, timestamp_ms);
       if (o == Outcome::kQueueFull) {
         // Told again (waitWritable) once delivery reports made room.
         return taken > 0 ? sys::SysResult{static_cast<ssize_t>(taken), 0}

@@ -96,8 +96,8 @@ class KafkaSink : public EventSink {
   static void onError(rd_kafka_t*, int err, const char* reason, void* opaque);
 
   // Produces what is left of `f`'s value from `head_value_done_` on, in pieces of at most
-  // max_value_ bytes.
-  Outcome produce(const KafkaFrame& f, uint64_t wire_end);
+  // max_value_ bytes, stamped `timestamp_ms` (Unix milliseconds).
+  Outcome produce(const KafkaFrame& f, uint64_t wire_end, int64_t timestamp_ms);
   rd_kafka_topic_t* topic(std::string_view name);
   void delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value_len);
   // rd_kafka_poll until the queue is empty; acts on nothing that changes the event queue but
