@@ -3,7 +3,9 @@ LSB_KAFKA_LIVE_RATE lines/s (50,000) into librdkafka's mock cluster (3 brokers, 
 build/tests/kafka_mock_cluster), side by side:
 
   - librdkafka: bench/build/kafka_baseline, every line of the file produced as fast as
-    librdkafka takes them (the denominator; catch-up only, it cannot follow a file);
+    librdkafka takes them (the denominator; catch-up only, it cannot follow a file), bare and
+    with the same 4 headers logsplice sends by default ("librdkafka + 4 headers": the
+    denominator of logsplice with headers, which then produces the same messages);
   - rsyslog: imfile -> omkafka (Debian rsyslog-kafka);
   - logsplice: a `type: kafka` output (key none, raw value), with its host/input/path/offset
     headers (the default, which the others do not send) and with `headers: false`.
@@ -65,16 +67,27 @@ class KafkaContender(abc.ABC):
         """The command line that produces the file in `in_dir` into the cluster at `bootstrap`."""
 
 
+INPUT = "bench"  # the logsplice input's name: the value of its `input` header
+BASE = "librdkafka"
+BASE_HEADERS = "librdkafka + 4 headers"
+
+
 class LibrdkafkaBaseline(KafkaContender):
     kind = "baseline"
-    name = "librdkafka"
     live_capable = False
 
-    def __init__(self, tool):
+    def __init__(self, tool, headers=False):
         self.tool = tool
+        self.headers = headers
+        self.name = BASE_HEADERS if headers else BASE
 
     def argv(self, d, in_dir, in_file, bootstrap):
-        return [self.tool("kafka_baseline"), in_file, bootstrap, TOPIC]
+        # Headers: the allocator tuned as the logsplice output tunes it (mallopt M_MXFAST 0),
+        # without which this baseline runs far slower, and a delivery report served for every
+        # message on the producing thread, as logsplice does (faster than leaving the frees
+        # to librdkafka's broker threads): the strongest producer of the same messages.
+        hdrs = ["--no-fast-bins", "--dr", "--headers", INPUT] if self.headers else []
+        return [self.tool("kafka_baseline")] + hdrs + [in_file, bootstrap, TOPIC]
 
 
 class RsyslogKafka(KafkaContender):
@@ -117,9 +130,9 @@ class LogspliceKafka(KafkaContender):
         path = os.path.join(d, "logsplice.yaml")
         open(path, "w").write(f"""agent: {{ data_dir: {data}, log_level: warn }}
 inputs:
-  - {{ name: bench, paths: ["{in_dir}/*.log"], start_at: beginning }}
+  - {{ name: {INPUT}, paths: ["{in_dir}/*.log"], start_at: beginning }}
 outputs:
-  - {{ name: k, type: kafka, brokers: [{brokers}], topic: {TOPIC}, inputs: [bench],
+  - {{ name: k, type: kafka, brokers: [{brokers}], topic: {TOPIC}, inputs: [{INPUT}],
       headers: {"true" if self.headers else "false"} }}
 """)
         return [self.agent_bin, "run", "--config", path]
@@ -198,7 +211,8 @@ def run(env):
     src, lines = env["ws"].source(cfg["size"])
     agents = ([LogspliceKafka(env["AGENT_BIN"]), LogspliceKafka(env["AGENT_BIN"], headers=False)]
               if env["use_agent"] else [])
-    cs = [LibrdkafkaBaseline(env["tool"]), RsyslogKafka()] + agents
+    cs = [LibrdkafkaBaseline(env["tool"]), LibrdkafkaBaseline(env["tool"], headers=True),
+          RsyslogKafka()] + agents
     env["run_reps"]("kafka-catchup", cs,
                     lambda c: _trial(env, c, "kafka-catchup", src=src, lines=lines), reps)
     rate = int(os.environ.get("LSB_KAFKA_LIVE_RATE", "50000"))
@@ -217,6 +231,24 @@ def _median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
+def _same_messages_base(name):
+    """The baseline that produces the same messages as contender `name`: with the 4 headers for
+    logsplice with its default headers, bare for everyone else (rsyslog sends none)."""
+    return BASE_HEADERS if name in ("logsplice", BASE_HEADERS) else BASE
+
+
+def _per_rep_ratio(rs, name, base, key):
+    """Median over repetitions of name's `key` / base's `key` inside the same repetition."""
+    ratios = []
+    for r in rs:
+        if r["contender"] != name:
+            continue
+        b = [x[key] for x in rs if x["contender"] == base and x.get("rep") == r.get("rep")]
+        if b and b[0] and r.get(key):
+            ratios.append(r[key] / b[0])
+    return _median(ratios)
+
+
 def report(results):
     """Markdown lines for report.py: one table per kafka scenario, medians over repetitions."""
     out = []
@@ -230,11 +262,16 @@ def report(results):
                 "Into librdkafka's mock cluster (3 brokers, own process, "
                 f"{MOCK_PARTITIONS} partitions); done when the partitions' end offsets add up to the "
                 "line count. librdkafka = bench/src/kafka_baseline.c (every line produced as fast as "
-                "librdkafka takes it, same producer settings). logsplice sends 4 headers per "
-                "message unless `headers: false`.", "",
-                "| contender | messages/s | MB/s | CPU s per GB | peak RSS MiB | × librdkafka |",
-                "| --- | ---: | ---: | ---: | ---: | ---: |"]
-        base = _median([r["msgs_per_s"] for r in rs if r["contender"] == "librdkafka"])
+                "librdkafka takes it, same producer settings); `librdkafka + 4 headers` = the same "
+                "with the host/input/path/offset headers logsplice sends by default. logsplice "
+                "sends them unless `headers: false`. `× librdkafka`: against the bare baseline; "
+                "`× same messages` (throughput) and `CPU × same messages` (CPU s per GB): against "
+                "the baseline that produces the same messages (with headers for logsplice with "
+                "headers, bare otherwise), each the median of the ratios inside a repetition.", "",
+                "| contender | messages/s | MB/s | CPU s per GB | peak RSS MiB | × librdkafka "
+                "| × same messages | CPU × same messages |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        base = _median([r["msgs_per_s"] for r in rs if r["contender"] == BASE])
         for name in dict.fromkeys(r["contender"] for r in rs):
             mine = [r for r in rs if r["contender"] == name]
             mps = _median([r["msgs_per_s"] for r in mine])
@@ -242,7 +279,12 @@ def report(results):
             cpu = _median([r["cpu_s_per_gb"] for r in mine])
             rss = _median([r["maxrss_kib"] for r in mine])
             ratio = f"{mps / base:.2f}" if base and mps else "—"
+            same = _same_messages_base(name)
+            same_mps = _per_rep_ratio(rs, name, same, "msgs_per_s")
+            same_cpu = _per_rep_ratio(rs, name, same, "cpu_s_per_gb")
             out.append(f"| {name} | {mps or 0:,.0f} | {mbs or 0:.1f} | {cpu or 0:.2f} | "
-                       f"{(rss or 0) / 1024:.0f} | {ratio} |")
+                       f"{(rss or 0) / 1024:.0f} | {ratio} | "
+                       f"{f'{same_mps:.2f}' if same_mps else '—'} | "
+                       f"{f'{same_cpu:.2f}' if same_cpu else '—'} |")
         out.append("")
     return out

@@ -11,11 +11,12 @@
 
 #include "config/kafka_keys.h"
 #include "sys/assert.h"
+#include "sys/clock.h"
 
 namespace logsplice::outputs {
 namespace {
 
-constexpr uint64_t kWireMask = (uint64_t{1} << 48) - 1;
+constexpr uint64_t kSeqMask = (uint64_t{1} << 48) - 1;
 constexpr uint64_t kEpochMask = 0xffff;
 // Pause after a failed message before the resend: a cluster that refuses everything at once
 // (no such topic) is not hammered.
@@ -171,7 +172,8 @@ rd_kafka_topic_t* KafkaSink::topic(std::string_view name) {
   return last_topic_;
 }
 
-KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
+KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end,
+                                       int64_t timestamp_ms) {
   rd_kafka_topic_t* rkt = topic(f.topic);
   if (rkt == nullptr) {
     last_error_ = "cannot create topic handle '" + std::string(f.topic) +
@@ -183,6 +185,7 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
     pending_.push_back({wire_end, 0, false});
   }
   Pending& p = pending_.back();
+  const uint64_t seq = pending_front_seq_ + pending_.size() - 1;
   const bool raw = cfg_.format == config::EventFormat::kRaw;
   do {
     size_t room = max_value_ > f.key.size() + f.path.size() + f.input.size() + host_.size()
@@ -203,17 +206,17 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
             ? rd_kafka_producev(
                   rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                   RD_KAFKA_V_KEY(f.key.empty() ? nullptr : f.key.data(), f.key.size()),
-                  RD_KAFKA_V_VALUE(value, len),
+                  RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
                   RD_KAFKA_V_HEADER("host", host_.data(), static_cast<ssize_t>(host_.size())),
                   RD_KAFKA_V_HEADER("input", f.input.data(), static_cast<ssize_t>(f.input.size())),
                   RD_KAFKA_V_HEADER("path", f.path.data(), static_cast<ssize_t>(f.path.size())),
                   RD_KAFKA_V_HEADER("offset", offset_text, offset_len),
-                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(wire_end))), RD_KAFKA_V_END)
+                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(seq))), RD_KAFKA_V_END)
             : rd_kafka_producev(
                   rk_, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                   RD_KAFKA_V_KEY(f.key.empty() ? nullptr : f.key.data(), f.key.size()),
-                  RD_KAFKA_V_VALUE(value, len),
-                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(wire_end))), RD_KAFKA_V_END);
+                  RD_KAFKA_V_VALUE(value, len), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+                  RD_KAFKA_V_OPAQUE(reinterpret_cast<void*>(opaqueFor(seq))), RD_KAFKA_V_END);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return Outcome::kQueueFull;
     if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && max_value_ > kMinValueBytes) {
       max_value_ = std::max(kMinValueBytes, std::min(max_value_, len) / 2);
@@ -240,13 +243,16 @@ KafkaSink::Outcome KafkaSink::produce(const KafkaFrame& f, uint64_t wire_end) {
 
 sys::SysResult KafkaSink::sendFramed(const iovec* iov, int n) {
   size_t taken = 0;
+  // The messages' timestamp, read once for the batch: librdkafka would read the wall clock for
+  // each message it is not given one for.
+  const int64_t timestamp_ms = sys::Clock::real().unixMicros() / 1000;
   for (int i = 0; i < n; ++i) {
     const char* p = static_cast<const char*>(iov[i].iov_base);
     size_t left = iov[i].iov_len;
     while (left > 0) {
       KafkaFrame f;
       LS_ASSERT(readKafkaFrame(p, left, f), "kafka frames are appended whole");
-      Outcome o = produce(f, wireWritten() + taken + f.size);
+      Outcome o = produce(f, wireWritten() + taken + f.size, timestamp_ms);
       if (o == Outcome::kQueueFull) {
         // Told again (waitWritable) once delivery reports made room.
         return taken > 0 ? sys::SysResult{static_cast<ssize_t>(taken), 0}
@@ -289,10 +295,12 @@ void KafkaSink::onDelivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaqu
 
 void KafkaSink::delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value_len) {
   if (closing_ || (opaque >> 48) != (kepoch_ & kEpochMask)) return;  // before a rewind
-  const uint64_t wire = opaque & kWireMask;
-  auto it = std::lower_bound(pending_.begin(), pending_.end(), wire,
-                             [](const Pending& p, uint64_t w) { return p.wire_end < w; });
-  if (it == pending_.end() || it->wire_end != wire || it->parts == 0) return;
+  // Sequence numbers wrap at 48 bits, as the opaque carries them: the index is their
+  // difference modulo 2^48 (a report for an event already popped is far out of range).
+  const uint64_t index = ((opaque & kSeqMask) - pending_front_seq_) & kSeqMask;
+  if (index >= pending_.size()) return;
+  Pending* it = &pending_[index];
+  if (it->parts == 0) return;
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++delivered_;
     --it->parts;
@@ -329,6 +337,7 @@ void KafkaSink::delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value
   while (!pending_.empty() && pending_.front().sealed && pending_.front().parts == 0) {
     ack_to_ = pending_.front().wire_end;
     pending_.pop_front();
+    ++pending_front_seq_;
   }
 }
 
@@ -405,6 +414,7 @@ void KafkaSink::rewind() {
   rd_kafka_purge(rk_, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_NON_BLOCKING);
   ++kepoch_;
   pending_.clear();
+  pending_front_seq_ = 0;  // the new epoch tells the old reports apart
   head_value_done_ = 0;
   ack_to_ = acked_wire_ = 0;
   want_drain_ = false;

@@ -22,10 +22,11 @@ namespace logsplice::outputs {
 // Events to a Kafka cluster through librdkafka, one message per event (docs/kafka.md). It is an
 // EventSink: lines are read out of the pipe and framed by a KafkaFramer, and sendFramed cuts the
 // framed bytes back into messages and hands each to rd_kafka_producev (librdkafka copies it:
-// every byte copied in is counted in bytes_copied). Each message carries the wire position
-// just past its frame as its opaque; a delivery report marks it delivered, and the contiguous
-// prefix of delivered messages (reports come out of order across partitions) is reported with
-// acknowledgedWire(), which advances each file's checkpoint over whole events only.
+// every byte copied in is counted in bytes_copied). Each message carries the sequence number
+// of its framed event as its opaque, so its delivery report finds the event in O(1) (an index
+// into the queue of pending events, not a search); the contiguous prefix of delivered events
+// (reports come out of order across partitions) is reported with acknowledgedWire(), which
+// advances each file's checkpoint over whole events only.
 //
 // Delivery reports reach the loop through an eventfd librdkafka writes to when its main queue
 // becomes non-empty (rd_kafka_queue_io_event_enable), polled with uv_poll; rd_kafka_poll(rk, 0)
@@ -95,8 +96,8 @@ class KafkaSink : public EventSink {
   static void onError(rd_kafka_t*, int err, const char* reason, void* opaque);
 
   // Produces what is left of `f`'s value from `head_value_done_` on, in pieces of at most
-  // max_value_ bytes.
-  Outcome produce(const KafkaFrame& f, uint64_t wire_end);
+  // max_value_ bytes, stamped `timestamp_ms` (Unix milliseconds).
+  Outcome produce(const KafkaFrame& f, uint64_t wire_end, int64_t timestamp_ms);
   rd_kafka_topic_t* topic(std::string_view name);
   void delivered(uint64_t opaque, rd_kafka_resp_err_t err, size_t value_len);
   // rd_kafka_poll until the queue is empty; acts on nothing that changes the event queue but
@@ -104,7 +105,10 @@ class KafkaSink : public EventSink {
   void pollQueue();
   void rewind();
   void onBackoffDone();
-  uint64_t opaqueFor(uint64_t wire_end) const { return (kepoch_ << 48) | wire_end; }
+  // The epoch (16 bits) and the pending event's sequence number (48 bits).
+  uint64_t opaqueFor(uint64_t seq) const {
+    return (kepoch_ << 48) | (seq & ((uint64_t{1} << 48) - 1));
+  }
 
   uv_loop_t* loop_;
   config::KafkaOutput cfg_;
@@ -124,7 +128,8 @@ class KafkaSink : public EventSink {
   bool need_rewind_ = false;
   bool closing_ = false;
   uint64_t kepoch_ = 0;          // bumped at each rewind (16 bits in the opaque)
-  std::deque<Pending> pending_;  // in wire order
+  std::deque<Pending> pending_;     // in wire order
+  uint64_t pending_front_seq_ = 0;  // sequence number of pending_.front()
   size_t head_value_done_ = 0;   // value bytes of the first unsent frame already produced
   uint64_t ack_to_ = 0;          // wire position the delivered prefix reaches
   uint64_t acked_wire_ = 0;      // ... as reported to the event sink
