@@ -257,7 +257,8 @@ bool CollectConnection::consumePipe() {
     char tmp[mp::kMaxControlBody];
     char* dst = body_need_ > 0 ? tmp : header_ + have_;
     size_t want = body_need_ > 0 ? body_need_ - body_.size() : mp::kHeaderBytes - have_;
-    ssize_t n = ::read(pipe_.readFd(), dst, static_cast<size_t>(std::min<uint64_t>(want, in_pipe_)));
+    ssize_t n =
+        ::read(pipe_.readFd(), dst, static_cast<size_t>(std::min<uint64_t>(want, in_pipe_)));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       abort(mp::ErrorCode::kStorage,
