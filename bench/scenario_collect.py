@@ -4,6 +4,10 @@ machine; the receiver is the contender (its CPU and the wall time until every by
 - logsplice collect  <- N agents with a `type: logsplice` output (mirrors, grouped fdatasync)
 - C baseline         <- N agents with a raw `type: tcp` output; bench/src/mirror_rx splices
                         socket -> pipe -> file (the limit: no framing, no fsync)
+- C baseline + fdatasync  the same, plus fdatasync of the files grouped as the collector's
+                        defaults group them (100 ms or 4 MiB, one group at a time): the limit
+                        with durability, since a sync moves the page writeback the kernel's
+                        flusher threads would do unseen into the receiver's own CPU time
 - rsyslog            <- N agents with a raw `type: tcp` output; imtcp -> omfile
 
 Imported by bench.py (`if "collect" in scenarios:`); sizes from LSB_COLLECT_SIZE (256M per
@@ -80,11 +84,13 @@ class CollectRx(_Receiver):
 class CBaselineRx(_Receiver):
     name = "C baseline (splice socket->pipe->file)"
 
+    sync_args = []
+
     def start(self, b, d, port, expect):
         self.out_dir = os.path.join(d, "files")
         os.makedirs(self.out_dir)
         port_file = os.path.join(d, "rx.port")
-        p = b.Proc([b.tool("mirror_rx"), port_file, self.out_dir, str(expect)],
+        p = b.Proc([b.tool("mirror_rx"), port_file, self.out_dir, str(expect)] + self.sync_args,
                    os.path.join(d, "rx.log"))
         end = time.monotonic() + 10
         while not os.path.exists(port_file) or not open(port_file).read().strip():
@@ -93,6 +99,13 @@ class CBaselineRx(_Receiver):
             time.sleep(0.01)
         self.port = int(open(port_file).read())
         return p
+
+
+class CBaselineSyncRx(CBaselineRx):
+    name = "C baseline + fdatasync (100 ms / 4 MiB groups)"
+    # A second reference row: the ratio columns stay against the no-fsync baseline, and the
+    # report adds a CPU ratio against this one.
+    sync_args = ["100", "4M"]  # collect.fsync's defaults: interval 100 ms, bytes 4 MiB
 
 
 class RsyslogRx(_Receiver):
@@ -177,7 +190,7 @@ def run(b, ws, run_reps, reps):
     size = b.env_size("LSB_COLLECT_SIZE", "256M")
     nagents = int(os.environ.get("LSB_COLLECT_AGENTS", "4"))
     src, _ = ws.source(size)
-    receivers = [CBaselineRx(), CollectRx()]
+    receivers = [CBaselineRx(), CBaselineSyncRx(), CollectRx()]
     if shutil.which("rsyslogd"):
         receivers.append(RsyslogRx())
     run_reps("collect", receivers, lambda rx: collect_trial(b, ws, rx, src, nagents), reps)

@@ -24,6 +24,12 @@ constexpr size_t kMaxInbound = mirror::kHeaderBytes + mirror::kMaxControlBody;
 constexpr size_t kIdleStreamsKept = 16;
 // Userspace TLS: payload read out of the pipe per read(2) (four full records).
 constexpr uint64_t kTlsReadBytes = 4 * ktls::kRecordPlain;
+// The pipe asked at least: a DATA frame carries what the pipe holds of one file, so a larger
+// pipe means fewer frames, and the collector handles each frame with its own header read and
+// splice into the mirror. 1 MiB (pipe-max-size for unprivileged users) instead of the default
+// 256 KiB cut the collector's CPU per GB by ~10% (4 agents catching up, bench `collect`). A
+// kernel that grants less leaves the pipe smaller, as for any sink.
+constexpr size_t kMinPipeBytes = 1 << 20;
 
 std::string randomInstance() {
   std::random_device rd;
@@ -42,7 +48,7 @@ MirrorSink::MirrorSink(uv_loop_t* loop, std::string name, const config::Logsplic
       cfg_(cfg),
       host_(std::move(host)),
       instance_(randomInstance()),
-      pipe_bytes_(pipe_bytes),
+      pipe_bytes_(std::max(pipe_bytes, kMinPipeBytes)),
       loop_(loop),
       conn_(loop, name, cfg.tcp, *this) {}
 

@@ -28,7 +28,8 @@ namespace logsplice::outputs {
 // the collector acknowledges them as durable (ACK after fdatasync), so the checkpoint never
 // passes what the mirror holds. Newlines the router adds (split long lines, a final line
 // without newline) are not the file's and are dropped: the mirror is the file byte for byte.
-// The connection (failover, backoff, keepalive) is a TcpConnection. Loop thread only.
+// The connection (failover, backoff, keepalive) is a TcpConnection. Its pipe is at least 1 MiB
+// whatever agent.pipe_bytes says (fewer, larger frames). Loop thread only.
 //
 // With `tls:` OpenSSL runs the handshake on the socket (as TlsStreamSink) and HELLO follows it.
 // Where the kernel took the send side (kTLS), headers are sent and the payload spliced as

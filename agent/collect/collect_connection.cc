@@ -21,8 +21,10 @@ namespace {
 namespace mp = outputs::mirror;
 
 // Bounds the work done for one connection per poll callback, so that one busy agent cannot
-// starve the others on the loop.
-constexpr int kMaxStepsPerWakeup = 64;
+// starve the others on the loop: reads under TLS (64 KiB at most), pipe fills on plain TCP
+// (the pipe's capacity at most, 1 MiB).
+constexpr int kMaxReadsPerWakeup = 64;
+constexpr int kMaxFillsPerWakeup = 16;
 // ACKs and errors an agent does not read pile up to this, then it is dropped.
 constexpr size_t kMaxOutbox = 1 << 20;
 constexpr uint64_t kDiskFullRetryMs = 1000;
@@ -78,67 +80,6 @@ sys::Error CollectConnection::start() {
   }
   updatePoll();
   return sys::Error::ok();
-}
-
-void CollectConnection::stepHandshake() {
-  switch (tls_->handshake()) {
-    case outputs::SocketTls::Io::kOk:
-      spdlog::debug("collect: {}: TLS established ({})", peer_, tls_->negotiated());
-      return;
-    case outputs::SocketTls::Io::kWant:
-      tls_wants_write_ = tls_->wantsWrite();
-      updatePoll();
-      return;
-    default:
-      // No certificate, one from another CA, or not TLS at all: refused with OpenSSL's reason.
-      spdlog::warn("collect: {}: {}; closing the connection", peer_, tls_->failure());
-      server_.drop(this);
-      return;
-  }
-}
-
-ssize_t CollectConnection::readSome(char* buf, size_t len) {
-  if (!tls_) return ::recv(sock_.get(), buf, len, MSG_DONTWAIT);
-  size_t n = 0;
-  switch (tls_->recv(buf, len, &n)) {
-    case outputs::SocketTls::Io::kOk:
-      return static_cast<ssize_t>(n);
-    case outputs::SocketTls::Io::kWant:
-      tls_wants_write_ = tls_->wantsWrite();
-      if (tls_wants_write_) updatePoll();
-      errno = EAGAIN;
-      return -1;
-    case outputs::SocketTls::Io::kClosed:
-      return 0;
-    case outputs::SocketTls::Io::kFailed:
-      break;
-  }
-  errno = EPROTO;
-  return -1;
-}
-
-std::string CollectConnection::readError() const {
-  if (tls_ && errno == EPROTO && !tls_->failure().empty()) return tls_->failure();
-  return std::strerror(errno);
-}
-
-ssize_t CollectConnection::readPayloadTls() {
-  size_t want = static_cast<size_t>(std::min<uint64_t>(data_left_, tls_buf_.size()));
-  ssize_t n = readSome(tls_buf_.data(), want);
-  if (n <= 0) return n;
-  // The pipe is empty here (flushPipe ran first) and holds far more than one chunk.
-  size_t done = 0;
-  while (done < static_cast<size_t>(n)) {
-    ssize_t w = ::write(pipe_.writeFd(), tls_buf_.data() + done, static_cast<size_t>(n) - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      errno = w < 0 ? errno : EIO;
-      return -1;
-    }
-    done += static_cast<size_t>(w);
-  }
-  server_.copied(static_cast<uint64_t>(n));
-  return n;
 }
 
 void CollectConnection::updatePoll() {
@@ -234,53 +175,28 @@ void CollectConnection::flushOut() {
 
 void CollectConnection::readLoop() {
   sys::SysCalls& sys = server_.sys();
-  for (int step = 0; step < kMaxStepsPerWakeup; ++step) {
+  // Plain TCP: each step fills the empty pipe with up to its capacity from the socket, across
+  // frame boundaries. Few large socket reads are what makes receiving cheap: each read also
+  // sends the agent a window update, and on loopback processes its reply in our time.
+  const int budget = tls_ ? kMaxReadsPerWakeup : kMaxFillsPerWakeup;
+  for (int step = 0; step < budget; ++step) {
     if (phase_ == Phase::kClosing || paused_) return;
-    if (in_pipe_ > 0 && !flushPipe()) return;
-    if (data_left_ > 0 && tls_) {
-      ssize_t n = readPayloadTls();
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN) return;
-        spdlog::info("collect: {} (host '{}'): receive: {}", peer_, host_, readError());
-        server_.drop(this);
-        return;
-      }
-      if (n == 0) {
-        spdlog::warn("collect: {} (host '{}'): closed in the middle of a frame", peer_, host_);
-        server_.drop(this);
-        return;
-      }
-      last_activity_ms_ = uv_now(loop_);
-      data_left_ -= static_cast<uint64_t>(n);
-      in_pipe_ += static_cast<uint64_t>(n);
-      continue;
-    }
-    if (data_left_ > 0) {
-      size_t want = static_cast<size_t>(std::min<uint64_t>(data_left_, pipe_.capacity()));
-      sys::SysResult r = sys.splice(sock_.get(), nullptr, pipe_.writeFd(), nullptr, want,
-                                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-      if (r.failed()) {
-        if (r.err == EINTR) continue;
-        if (r.err == EAGAIN) return;
-        spdlog::info("collect: {} (host '{}'): receive: {}", peer_, host_, std::strerror(r.err));
-        server_.drop(this);
-        return;
-      }
-      if (r.value == 0) {
-        spdlog::warn("collect: {} (host '{}'): closed in the middle of a frame", peer_, host_);
-        server_.drop(this);
-        return;
-      }
-      last_activity_ms_ = uv_now(loop_);
-      data_left_ -= static_cast<uint64_t>(r.value);
-      in_pipe_ += static_cast<uint64_t>(r.value);
-      continue;
-    }
+    if (in_pipe_ > 0 && !consumePipe()) return;
+    ssize_t n = 0;
     char tmp[mp::kMaxControlBody];
-    char* dst = body_need_ > 0 ? tmp : header_ + have_;
-    size_t want = body_need_ > 0 ? body_need_ - body_.size() : mp::kHeaderBytes - have_;
-    ssize_t n = readSome(dst, want);
+    char* dst = nullptr;
+    if (!tls_) {
+      sys::SysResult r = sys.splice(sock_.get(), nullptr, pipe_.writeFd(), nullptr,
+                                    pipe_.capacity(), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      n = r.failed() ? -1 : r.value;
+      if (r.failed()) errno = r.err;
+    } else if (data_left_ > 0) {
+      n = readPayloadTls();
+    } else {
+      // TLS: a header or control body, read out of OpenSSL where it was decrypted.
+      dst = body_need_ > 0 ? tmp : header_ + have_;
+      n = readSome(dst, body_need_ > 0 ? body_need_ - body_.size() : mp::kHeaderBytes - have_);
+    }
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -289,6 +205,7 @@ void CollectConnection::readLoop() {
       return;
     }
     if (n == 0) {
+      // The pipe is empty here: everything the agent sent before closing was handled.
       if (midMessage()) {
         spdlog::warn("collect: {} (host '{}'): closed in the middle of a message", peer_, host_);
       } else {
@@ -298,20 +215,12 @@ void CollectConnection::readLoop() {
       return;
     }
     last_activity_ms_ = uv_now(loop_);
-    if (body_need_ > 0) {
-      body_.append(tmp, static_cast<size_t>(n));
-      if (body_.size() == body_need_) {
-        body_need_ = 0;
-        handleMessage();
-      }
-      continue;
-    }
-    have_ += static_cast<size_t>(n);
-    if (have_ == mp::kHeaderBytes) handleHeader();
+    if (!tls_) in_pipe_ += static_cast<uint64_t>(n);
+    if (dst) takeControl(dst, static_cast<size_t>(n));
   }
   // Out of budget: what is in the pipe goes to the mirror now, not when the socket next has
   // something (the agent may be waiting for the ack of exactly these bytes).
-  if (in_pipe_ > 0 && phase_ != Phase::kClosing && !paused_) flushPipe();
+  if (in_pipe_ > 0 && phase_ != Phase::kClosing && !paused_) consumePipe();
   // Under TLS the rest may already be decrypted in OpenSSL, where the poll cannot see it.
   if (tls_ && tls_->pending() > 0 && phase_ != Phase::kClosing && !paused_) {
     uv_timer_start(
@@ -324,67 +233,107 @@ void CollectConnection::readLoop() {
   }
 }
 
-bool CollectConnection::flushPipe() {
-  sys::SysCalls& sys = server_.sys();
+void CollectConnection::takeControl(const char* src, size_t n) {
+  if (body_need_ > 0) {
+    body_.append(src, n);
+    if (body_.size() == body_need_) {
+      body_need_ = 0;
+      handleMessage();
+    }
+    return;
+  }
+  have_ += n;  // read in place into header_
+  if (have_ == mp::kHeaderBytes) handleHeader();
+}
+
+bool CollectConnection::consumePipe() {
   while (in_pipe_ > 0 && phase_ != Phase::kClosing) {
-    if (skip_left_ > 0) {
-      // A replay: the mirror has these bytes already. Out of the pipe, never written.
-      size_t n = static_cast<size_t>(std::min(skip_left_, in_pipe_));
-      sys::SysResult r = sys.splice(pipe_.readFd(), nullptr, devNull(), nullptr, n, 0);
-      if (r.failed() || r.value == 0) {
-        abort(mp::ErrorCode::kStorage,
-              "cannot discard a replay: " + std::string(std::strerror(r.failed() ? r.err : EIO)));
-        return false;
-      }
-      skip_left_ -= static_cast<uint64_t>(r.value);
-      in_pipe_ -= static_cast<uint64_t>(r.value);
-      server_.hostStats(host_).replayed += static_cast<uint64_t>(r.value);
+    if (data_left_ > 0) {
+      if (!writePayload()) return false;
       continue;
     }
-    loff_t off = static_cast<loff_t>(write_off_);
-    sys::SysResult r = sys.splice(pipe_.readFd(), nullptr, data_file_->fd.get(), &off,
-                                  static_cast<size_t>(in_pipe_), SPLICE_F_MOVE);
-    if (r.failed() && r.err == EINTR) continue;
-    if (r.failed() && (r.err == ENOSPC || r.err == EDQUOT)) {
-      // Disk full: the bytes stay in our pipe, the agent's in its files. No more reading (TCP
-      // pushes back) and no acks for this connection until a write succeeds again.
-      if (!paused_) {
-        spdlog::warn(
-            "collect: {} (host '{}'): {}: {}; pausing this connection, retrying every "
-            "{} ms",
-            peer_, host_, data_file_->rel, std::strerror(r.err), kDiskFullRetryMs);
-      }
-      paused_ = true;
-      updatePoll();
-      uv_timer_start(
-          retry_.get(),
-          [](uv_timer_t* t) {
-            auto* c = static_cast<CollectConnection*>(t->data);
-            if (c->phase_ == Phase::kClosing) return;
-            // Paused by us, not stalled by the agent: the idle timeout does not run meanwhile.
-            c->last_activity_ms_ = uv_now(c->loop_);
-            if (!c->flushPipe()) return;  // still full (retried again), or given up
-            c->paused_ = false;
-            spdlog::info("collect: {} (host '{}'): writing again", c->peer_, c->host_);
-            c->updatePoll();
-            c->readLoop();
-          },
-          kDiskFullRetryMs, 0);
-      return false;
-    }
-    if (r.failed() || r.value == 0) {
+    // Plain TCP: a header or a control body, read out of the pipe (never payload: a frame's
+    // payload leaves the pipe by splice only). Under TLS the pipe holds payload only.
+    char tmp[mp::kMaxControlBody];
+    char* dst = body_need_ > 0 ? tmp : header_ + have_;
+    size_t want = body_need_ > 0 ? body_need_ - body_.size() : mp::kHeaderBytes - have_;
+    ssize_t n =
+        ::read(pipe_.readFd(), dst, static_cast<size_t>(std::min<uint64_t>(want, in_pipe_)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
       abort(mp::ErrorCode::kStorage,
-            "cannot write " + data_file_->rel + ": " + std::strerror(r.failed() ? r.err : EIO));
+            "cannot read our pipe: " + std::string(std::strerror(n < 0 ? errno : EIO)));
       return false;
     }
-    uint64_t n = static_cast<uint64_t>(r.value);
-    write_off_ += n;
-    in_pipe_ -= n;
-    data_file_->written = std::max(data_file_->written, write_off_);
-    server_.hostStats(host_).bytes += n;
-    server_.wrote(n);
+    in_pipe_ -= static_cast<uint64_t>(n);
+    takeControl(dst, static_cast<size_t>(n));
   }
   return phase_ != Phase::kClosing;
+}
+
+bool CollectConnection::writePayload() {
+  sys::SysCalls& sys = server_.sys();
+  const uint64_t here = std::min(data_left_, in_pipe_);  // this frame's bytes in the pipe
+  if (skip_left_ > 0) {
+    // A replay: the mirror has these bytes already. Out of the pipe, never written.
+    size_t n = static_cast<size_t>(std::min(skip_left_, here));
+    sys::SysResult r = sys.splice(pipe_.readFd(), nullptr, devNull(), nullptr, n, 0);
+    if (r.failed() || r.value == 0) {
+      abort(mp::ErrorCode::kStorage,
+            "cannot discard a replay: " + std::string(std::strerror(r.failed() ? r.err : EIO)));
+      return false;
+    }
+    const auto got = static_cast<uint64_t>(r.value);
+    skip_left_ -= got;
+    data_left_ -= got;
+    in_pipe_ -= got;
+    server_.hostStats(host_).replayed += got;
+    return true;
+  }
+  loff_t off = static_cast<loff_t>(write_off_);
+  sys::SysResult r = sys.splice(pipe_.readFd(), nullptr, data_file_->fd.get(), &off,
+                                static_cast<size_t>(here), SPLICE_F_MOVE);
+  if (r.failed() && r.err == EINTR) return true;
+  if (r.failed() && (r.err == ENOSPC || r.err == EDQUOT)) {
+    // Disk full: the bytes stay in our pipe, the agent's in its files. No more reading (TCP
+    // pushes back) and no acks for this connection until a write succeeds again.
+    if (!paused_) {
+      spdlog::warn(
+          "collect: {} (host '{}'): {}: {}; pausing this connection, retrying every "
+          "{} ms",
+          peer_, host_, data_file_->rel, std::strerror(r.err), kDiskFullRetryMs);
+    }
+    paused_ = true;
+    updatePoll();
+    uv_timer_start(
+        retry_.get(),
+        [](uv_timer_t* t) {
+          auto* c = static_cast<CollectConnection*>(t->data);
+          if (c->phase_ == Phase::kClosing) return;
+          // Paused by us, not stalled by the agent: the idle timeout does not run meanwhile.
+          c->last_activity_ms_ = uv_now(c->loop_);
+          if (!c->consumePipe()) return;  // still full (retried again), or given up
+          c->paused_ = false;
+          spdlog::info("collect: {} (host '{}'): writing again", c->peer_, c->host_);
+          c->updatePoll();
+          c->readLoop();
+        },
+        kDiskFullRetryMs, 0);
+    return false;
+  }
+  if (r.failed() || r.value == 0) {
+    abort(mp::ErrorCode::kStorage,
+          "cannot write " + data_file_->rel + ": " + std::strerror(r.failed() ? r.err : EIO));
+    return false;
+  }
+  const auto n = static_cast<uint64_t>(r.value);
+  write_off_ += n;
+  data_left_ -= n;
+  in_pipe_ -= n;
+  data_file_->written = std::max(data_file_->written, write_off_);
+  server_.hostStats(host_).bytes += n;
+  server_.wrote(n);
+  return true;
 }
 
 void CollectConnection::handleHeader() {

@@ -20,14 +20,17 @@ namespace logsplice::agent::collect {
 class CollectServer;
 
 // One agent's connection to the collector: a state machine over the socket (docs/protocol.md).
-// Headers and control bodies are read with recv into bounded buffers, never past the message;
-// a DATA frame's payload is moved socket -> pipe -> mirror file with splice at the stated
-// offset and never enters our memory. Bytes below the mirror's written end are a replay and go
-// to /dev/null; a frame past it is a gap (a protocol error). Any protocol error closes this
-// connection only, with a logged reason. Disk full pauses it (no reading, no acks) and retries.
-// With collect.tls the socket carries TLS, terminated here in userspace (OpenSSL reads the
-// socket): headers, bodies and the payload are decrypted into memory, and the payload goes
-// from there into the same pipe and mirror path (counted in the server's copied bytes).
+// On plain TCP the socket is spliced into the connection's pipe in large reads (up to the
+// pipe's capacity, across message boundaries); headers and control bodies are then read out of
+// the pipe into bounded buffers (the header first: its caps are checked before its body is
+// taken), and a DATA frame's payload is spliced from the pipe into the mirror file at the
+// stated offset: it never enters our memory. Bytes below the mirror's written end are a replay
+// and go to /dev/null; a frame past it is a gap (a protocol error). Any protocol error closes
+// this connection only, with a logged reason. Disk full pauses it (no reading, no acks) and
+// retries. With collect.tls the socket carries TLS, terminated here in userspace (OpenSSL reads
+// the socket, collect_connection_tls.cc): headers and bodies are read out of OpenSSL, the
+// payload is decrypted into memory and goes from there into the same pipe and mirror path
+// (counted in the server's copied bytes); the pipe then holds payload only.
 // Loop thread only; the server owns it.
 class CollectConnection {
  public:
@@ -71,9 +74,14 @@ class CollectConnection {
   ssize_t readPayloadTls();
   void stepHandshake();
   void readLoop();
-  // Moves the pipe's bytes to the mirror (or /dev/null for a replay). False when it cannot
-  // go on now (disk full: paused; or the connection was aborted).
-  bool flushPipe();
+  // Handles what the pipe holds: payload to the mirror (or /dev/null for a replay), header and
+  // control-body bytes to their buffers and on to handleHeader/handleMessage. False when it
+  // cannot go on now (disk full: paused; or the connection was aborted).
+  bool consumePipe();
+  // Moves the current frame's bytes at the head of the pipe out; false as consumePipe.
+  bool writePayload();
+  // `n` header bytes read in place at header_ + have_, or `n` bytes of the control body at src.
+  void takeControl(const char* src, size_t n);
   void handleHeader();
   void handleMessage();
   void handleHello();
@@ -99,9 +107,9 @@ class CollectConnection {
   std::string body_;
   size_t body_need_ = 0;
   // The DATA frame being moved.
-  uint64_t data_left_ = 0;  // payload bytes still in the socket
-  uint64_t skip_left_ = 0;  // of the bytes in the pipe and to come, this many are a replay
-  uint64_t in_pipe_ = 0;    // payload bytes in the pipe
+  uint64_t data_left_ = 0;  // payload bytes not yet out of the pipe (in it or still to come)
+  uint64_t skip_left_ = 0;  // of those, this many (the first) are a replay
+  uint64_t in_pipe_ = 0;    // bytes in the pipe not yet handled (any message's, plain TCP)
   uint64_t write_off_ = 0;  // the mirror offset of the next byte written
   MirrorFile* data_file_ = nullptr;
   bool paused_ = false;  // disk full: waiting for the retry timer

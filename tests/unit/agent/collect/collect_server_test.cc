@@ -41,6 +41,12 @@ class Peer {
     REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
             static_cast<ssize_t>(bytes.size()));
   }
+  // Sends what it can of bytes[*off..] without blocking; true once all of it is sent.
+  bool trySend(const std::string& bytes, size_t* off) {
+    ssize_t n = ::send(fd_, bytes.data() + *off, bytes.size() - *off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) *off += static_cast<size_t>(n);
+    return *off == bytes.size();
+  }
   // Reads what arrived; true once the collector closed.
   bool poll() {
     char buf[65536];
@@ -237,4 +243,36 @@ TEST_CASE("collect server: hostile input closes that connection only", "[collect
   }));
   CHECK_FALSE(good.closed());
   CHECK(f.mirror("web-2") == "still here\n");
+}
+
+TEST_CASE("collect server: messages packed into one write, split headers, large frames",
+          "[collect]") {
+  // The collector reads the socket ahead into its pipe across message boundaries: whatever
+  // way the bytes arrive, each message is taken whole and the payload lands at its offset.
+  Fixture f;
+  Peer p(f.server->port());
+  std::string big(600 * 1024, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  std::string want = "first\n" + big + "x\n";
+  std::string burst = hello() + open(1, 10) + data(1, 0, "first\n") + data(1, 6, big) +
+                      mp::encodeSimple(mp::Type::kKeepalive, 0, 0) + data(1, 6 + big.size(), "x\n");
+  size_t off = 0;
+  REQUIRE(f.loop.waitFor([&] { return p.trySend(burst, &off); }));
+  REQUIRE(f.loop.waitFor([&] {
+    auto* ack = p.last(mp::Type::kAck);
+    return ack && ack->first.offset == want.size();
+  }));
+  // A header that arrives in two pieces, with a pause between them.
+  std::string tail = data(1, want.size(), "tail\n");
+  p.send(tail.substr(0, 10));
+  f.loop.runFor(50);
+  CHECK_FALSE(p.closed());
+  p.send(tail.substr(10));
+  want += "tail\n";
+  REQUIRE(f.loop.waitFor([&] {
+    auto* ack = p.last(mp::Type::kAck);
+    return ack && ack->first.offset == want.size();
+  }));
+  CHECK_FALSE(p.closed());
+  CHECK(f.mirror() == want);
 }
