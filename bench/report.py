@@ -349,8 +349,8 @@ def main():
         L += ["## Failed or incomplete runs", ""]
         for r in bad:
             rx = r.get("rx", {})
-            why = r.get("error") or (f"receiver {rx.get('status')}: {rx.get('bytes', 0):,} bytes, "
-                                     f"{rx.get('lines', 0):,} lines")
+            why = r.get("error") or (f"not run: {r['skipped']}" if r.get("skipped") else None) or \
+                (f"receiver {rx.get('status')}: {rx.get('bytes', 0):,} bytes, {rx.get('lines', 0):,} lines")
             L.append(f"* {r['scenario']} / {r['contender']} (rep {r.get('rep', 0) + 1}): {why}")
         L.append("")
     L += ["## Contenders and configs", "",
@@ -368,7 +368,9 @@ def main():
           "template(\"${MESSAGE}\\n\") time-reopen(1))` in a `flags(flow-control)` log path (lossless); tuned "
           "`log-iw-size`/`log-fifo-size` ≥ 100,000 and `log-fetch-limit(1000)` (its defaults ran several times slower "
           "here); archive: `file()` destination.",
-          "* **logsplice**: `build/logsplice run --config FILE`, `start_at: beginning`, tcp and archive outputs, "
+          "* **logsplice**: `build/logsplice run --config FILE`, `start_at: beginning`, defaults otherwise "
+          "(`agent.batch_delay` 20 ms: changes spread over several files are read after 20 ms, a single file's after "
+          "at most 1 ms), tcp and archive outputs, "
           "`lockstep` true and (fan-out) false.",
           "* Receiver: `bench/src/receiver.c` on 127.0.0.1, `splice` socket→pipe→/dev/null for throughput runs, "
           "`read` + line counting + stamp parsing for live and glob runs. Generator: `bench/src/loggen.c` "
