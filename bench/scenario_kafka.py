@@ -70,24 +70,30 @@ class KafkaContender(abc.ABC):
 INPUT = "bench"  # the logsplice input's name: the value of its `input` header
 BASE = "librdkafka"
 BASE_HEADERS = "librdkafka + 4 headers"
+BASE_BOUNDED = "librdkafka + 4 headers, 64 MiB queue"
+BOUND = 64 << 20  # the logsplice kafka output's default max_in_flight_bytes
 
 
 class LibrdkafkaBaseline(KafkaContender):
     kind = "baseline"
     live_capable = False
 
-    def __init__(self, tool, headers=False):
+    def __init__(self, tool, headers=False, bounded=False):
         self.tool = tool
         self.headers = headers
-        self.name = BASE_HEADERS if headers else BASE
+        self.bounded = bounded
+        self.name = BASE_BOUNDED if bounded else BASE_HEADERS if headers else BASE
 
     def argv(self, d, in_dir, in_file, bootstrap):
         # Headers: the allocator tuned as the logsplice output tunes it (mallopt M_MXFAST 0),
         # without which this baseline runs far slower, and a delivery report served for every
         # message on the producing thread, as logsplice does (faster than leaving the frees
         # to librdkafka's broker threads): the strongest producer of the same messages.
+        # Bounded: librdkafka's queue limited as logsplice limits it for its default
+        # max_in_flight_bytes (the same memory budget; unbounded it queues up to 1 GiB).
         hdrs = ["--no-fast-bins", "--dr", "--headers", INPUT] if self.headers else []
-        return [self.tool("kafka_baseline")] + hdrs + [in_file, bootstrap, TOPIC]
+        bound = ["--bounded", str(BOUND)] if self.bounded else []
+        return [self.tool("kafka_baseline")] + bound + hdrs + [in_file, bootstrap, TOPIC]
 
 
 class RsyslogKafka(KafkaContender):
@@ -212,7 +218,7 @@ def run(env):
     agents = ([LogspliceKafka(env["AGENT_BIN"]), LogspliceKafka(env["AGENT_BIN"], headers=False)]
               if env["use_agent"] else [])
     cs = [LibrdkafkaBaseline(env["tool"]), LibrdkafkaBaseline(env["tool"], headers=True),
-          RsyslogKafka()] + agents
+          LibrdkafkaBaseline(env["tool"], headers=True, bounded=True), RsyslogKafka()] + agents
     env["run_reps"]("kafka-catchup", cs,
                     lambda c: _trial(env, c, "kafka-catchup", src=src, lines=lines), reps)
     rate = int(os.environ.get("LSB_KAFKA_LIVE_RATE", "50000"))
@@ -234,7 +240,7 @@ def _median(xs):
 def _same_messages_base(name):
     """The baseline that produces the same messages as contender `name`: with the 4 headers for
     logsplice with its default headers, bare for everyone else (rsyslog sends none)."""
-    return BASE_HEADERS if name in ("logsplice", BASE_HEADERS) else BASE
+    return BASE_HEADERS if name in ("logsplice", BASE_HEADERS, BASE_BOUNDED) else BASE
 
 
 def _per_rep_ratio(rs, name, base, key):
@@ -267,10 +273,14 @@ def report(results):
                 "sends them unless `headers: false`. `× librdkafka`: against the bare baseline; "
                 "`× same messages` (throughput) and `CPU × same messages` (CPU s per GB): against "
                 "the baseline that produces the same messages (with headers for logsplice with "
-                "headers, bare otherwise), each the median of the ratios inside a repetition.", "",
+                "headers, bare otherwise), each the median of the ratios inside a repetition. "
+                f"`{BASE_BOUNDED}`: the headers baseline with librdkafka's queue bounded as "
+                "logsplice bounds it for its default `max_in_flight_bytes` (queue.buffering.max.kbytes "
+                "32 MiB, max.messages 65,536), the same memory budget; `× same msgs + budget`: "
+                "logsplice (headers) against it.", "",
                 "| contender | messages/s | MB/s | CPU s per GB | peak RSS MiB | × librdkafka "
-                "| × same messages | CPU × same messages |",
-                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                "| × same messages | CPU × same messages | × same msgs + budget | CPU × same msgs + budget |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         base = _median([r["msgs_per_s"] for r in rs if r["contender"] == BASE])
         for name in dict.fromkeys(r["contender"] for r in rs):
             mine = [r for r in rs if r["contender"] == name]
@@ -282,9 +292,13 @@ def report(results):
             same = _same_messages_base(name)
             same_mps = _per_rep_ratio(rs, name, same, "msgs_per_s")
             same_cpu = _per_rep_ratio(rs, name, same, "cpu_s_per_gb")
+            budget = name in ("logsplice", BASE_BOUNDED)
+            b_mps = _per_rep_ratio(rs, name, BASE_BOUNDED, "msgs_per_s") if budget else None
+            b_cpu = _per_rep_ratio(rs, name, BASE_BOUNDED, "cpu_s_per_gb") if budget else None
             out.append(f"| {name} | {mps or 0:,.0f} | {mbs or 0:.1f} | {cpu or 0:.2f} | "
                        f"{(rss or 0) / 1024:.0f} | {ratio} | "
                        f"{f'{same_mps:.2f}' if same_mps else '—'} | "
-                       f"{f'{same_cpu:.2f}' if same_cpu else '—'} |")
+                       f"{f'{same_cpu:.2f}' if same_cpu else '—'} | "
+                       f"{f'{b_mps:.2f}' if b_mps else '—'} | {f'{b_cpu:.2f}' if b_cpu else '—'} |")
         out.append("")
     return out

@@ -3,7 +3,7 @@
  * producer settings the logsplice kafka output uses by default (acks=all, idempotence,
  * linger.ms=5, no compression), then flushes and exits.
  *
- *   kafka_baseline [--no-fast-bins] [--dr] [--headers INPUT] FILE BOOTSTRAP TOPIC
+ *   kafka_baseline [--no-fast-bins] [--dr] [--bounded BYTES] [--headers INPUT] FILE BOOTSTRAP TOPIC
  *
  * --headers: every message also carries the four headers a logsplice kafka output sends by
  * default, with the same names and values: host (gethostname), input (INPUT), path (FILE as
@@ -16,6 +16,11 @@
  * producing thread as logsplice serves its reports on its loop. Without one librdkafka frees
  * delivered messages on its broker threads; with one it frees them here, which measured
  * faster and cheaper on the benchmark's 2-CPU machine, so it makes the stronger baseline.
+ *
+ * --bounded BYTES: librdkafka's queue bounded as a logsplice kafka output bounds it for
+ * max_in_flight_bytes BYTES (queue.buffering.max.kbytes BYTES/2/1024, queue.buffering.max.messages
+ * BYTES/1024): the same memory budget. Without it librdkafka queues up to 100,000 messages and
+ * 1 GiB, which is the unbounded-memory baseline.
  *
  * Prints "lines=N bytes=B" on stdout. */
 #include <fcntl.h>
@@ -47,11 +52,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 int main(int argc, char **argv) {
     const char *input = NULL;
     int dr = 0;
+    unsigned long long bounded = 0;
     for (;;) {
         if (argc > 1 && strcmp(argv[1], "--no-fast-bins") == 0) {
             mallopt(M_MXFAST, 0);
         } else if (argc > 1 && strcmp(argv[1], "--dr") == 0) {
             dr = 1;
+        } else if (argc > 2 && strcmp(argv[1], "--bounded") == 0) {
+            bounded = strtoull(argv[2], NULL, 10);
+            argv++;
+            argc--;
         } else {
             break;
         }
@@ -89,6 +99,14 @@ int main(int argc, char **argv) {
     set(conf, "enable.idempotence", "true");
     set(conf, "linger.ms", "5");
     set(conf, "compression.codec", "none");
+    if (bounded) {
+        char v[32];
+        unsigned long long kbytes = bounded / 2 / 1024, messages = bounded / 1024;
+        snprintf(v, sizeof v, "%llu", kbytes ? kbytes : 1);
+        set(conf, "queue.buffering.max.kbytes", v);
+        snprintf(v, sizeof v, "%llu", messages > 64 ? messages : 64);
+        set(conf, "queue.buffering.max.messages", v);
+    }
     if (dr) rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     char err[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
