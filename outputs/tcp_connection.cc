@@ -27,21 +27,6 @@ TcpConnection* self(void* data) {
   return static_cast<TcpConnection*>(data);
 }
 
-std::string socketAddressText(const sockaddr_storage& ss) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  if (ss.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
-  }
-  return host;
-}
-
 socklen_t socketAddressLen(const sockaddr_storage& ss) {
   return ss.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
 }
@@ -141,7 +126,7 @@ void TcpConnection::onResolved(int status, std::vector<sockaddr_storage> addrs) 
 void TcpConnection::tryNextCandidate() {
   state_ = State::kConnecting;
   const sockaddr_storage& ss = candidates_[candidate_++];
-  peer_ = socketAddressText(ss);
+  peer_ = sys::socketAddressText(ss);
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     fail("socket", errno);

@@ -31,4 +31,8 @@ Result<HostPort> parseHostPort(std::string_view text, bool allow_port_zero = fal
 // is 127.0.0.1): for listening sockets and the status client, which never resolve names.
 Result<sockaddr_storage> numericAddress(const HostPort& hp);
 
+// "1.2.3.4:80" or "[::1]:80" for an IPv4/IPv6 socket address (peers and connected addresses in
+// logs); "?" for any other family.
+std::string socketAddressText(const sockaddr_storage& ss);
+
 }  // namespace logsplice::sys

@@ -20,21 +20,6 @@ namespace mp = outputs::mirror;
 
 constexpr uint64_t kHelloTimeoutMs = 10000;
 
-std::string peerText(const sockaddr_storage& ss) {
-  char host[INET6_ADDRSTRLEN] = "?";
-  if (ss.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    return std::string(host) + ":" + std::to_string(ntohs(in->sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
-    ::inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    return "[" + std::string(host) + "]:" + std::to_string(ntohs(in6->sin6_port));
-  }
-  return host;
-}
-
 }  // namespace
 
 CollectServer::CollectServer(uv_loop_t* loop, config::CollectConfig cfg, sys::SysCalls& sys)
@@ -135,7 +120,7 @@ void CollectServer::onAccept() {
       return;
     }
     sys::UniqueFd sock(fd);
-    std::string peer = peerText(ss);
+    std::string peer = sys::socketAddressText(ss);
     if (conns_.size() >= cfg_.max_connections) {
       ++refused_;
       spdlog::warn("collect: {}: refused, already {} connections (limits.max_connections)", peer,

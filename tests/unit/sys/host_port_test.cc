@@ -72,4 +72,17 @@ TEST_CASE("numericAddress takes literal IPs and localhost, never a name", "[sys]
 }
 
 }  // namespace
+TEST_CASE("socketAddressText writes IPv4, bracketed IPv6, and ? for other families",
+          "[sys][host_port]") {
+  auto v4 = numericAddress(HostPort{"127.0.0.1", 5140});
+  REQUIRE(v4.ok());
+  CHECK(socketAddressText(v4.value()) == "127.0.0.1:5140");
+  auto v6 = numericAddress(HostPort{"::1", 80});
+  REQUIRE(v6.ok());
+  CHECK(socketAddressText(v6.value()) == "[::1]:80");
+  sockaddr_storage unix_ss{};
+  unix_ss.ss_family = AF_UNIX;
+  CHECK(socketAddressText(unix_ss) == "?");
+}
+
 }  // namespace logsplice::sys
