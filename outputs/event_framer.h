@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "outputs/format/encoder.h"
 #include "outputs/framer.h"
+#include "outputs/per_input_cache.h"
 #include "sys/clock.h"
 
 namespace logsplice::outputs {
@@ -15,8 +16,7 @@ namespace logsplice::outputs {
 // The Framer of the event outputs (`format: syslog | json`): each line or multiline event
 // becomes a format::Event (message, file path, offset, read time, partial) appended through the
 // EventEncoder of its input: one encoder per input routed to the output, since host, app name,
-// input and fields are fixed per (output, input) pair. The encoder of the previous line is
-// cached by its SourceInfo, so a run of lines of one file costs no lookup.
+// input and fields are fixed per (output, input) pair (found through a PerInputCache).
 //
 // The framer keeps its own copies of the configs it was built from (an encoder's context views
 // them): a reload replaces the agent's config, never what a running sink points into.
@@ -37,16 +37,12 @@ class EventFramer : public Framer {
     config::InputConfig input;  // owned: the context views its name and fields
     std::unique_ptr<format::EventEncoder> encoder;
   };
-  format::EventEncoder& encoderFor(const SourceInfo* source);
-  PerInput& addInput(config::InputConfig input);
+  std::unique_ptr<PerInput> makeInput(config::InputConfig input) const;
 
   config::AgentConfig agent_;
   config::TcpOutput tcp_;
   sys::Clock& clock_;
-  std::vector<std::unique_ptr<PerInput>> inputs_;  // stable addresses
-  const SourceInfo* cached_source_ = nullptr;
-  const std::string* cached_name_ = nullptr;
-  format::EventEncoder* cached_encoder_ = nullptr;
+  PerInputCache<PerInput> inputs_;
   int64_t read_time_us_ = 0;
   uint64_t invalid_utf8_ = 0;
 };

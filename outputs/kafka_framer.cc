@@ -34,10 +34,10 @@ KafkaFramer::KafkaFramer(const config::AgentConfig& agent, const config::KafkaOu
     : agent_(agent), kafka_(kafka), clock_(clock), read_time_us_(clock.unixMicros()) {
   json_.format = config::EventFormat::kJson;
   json_.framing = config::Framing::kLf;
-  for (const config::InputConfig& in : inputs) addInput(in);
+  for (const config::InputConfig& in : inputs) inputs_.add(makeInput(in));
 }
 
-KafkaFramer::PerInput& KafkaFramer::addInput(config::InputConfig input) {
+std::unique_ptr<KafkaFramer::PerInput> KafkaFramer::makeInput(config::InputConfig input) const {
   auto per = std::make_unique<PerInput>();
   per->input = std::move(input);
   per->topic = config::kafkaTopicFor(kafka_.topic, per->input.name, agent_.hostname);
@@ -46,35 +46,13 @@ KafkaFramer::PerInput& KafkaFramer::addInput(config::InputConfig input) {
         std::make_unique<format::EventEncoder>(config::EventFormat::kJson, config::Framing::kLf,
                                                format::contextFor(agent_, per->input, json_));
   }
-  inputs_.push_back(std::move(per));
-  return *inputs_.back();
-}
-
-KafkaFramer::PerInput& KafkaFramer::perInput(const SourceInfo* source) {
-  static const std::string kNone;
-  const std::string& name = source ? source->input : kNone;
-  // The pointer alone could name a new SourceInfo at a freed one's address: the name decides.
-  if (source == cached_source_ && cached_ != nullptr && *cached_name_ == name) return *cached_;
-  PerInput* found = nullptr;
-  for (auto& per : inputs_) {
-    if (per->input.name == name) {
-      found = per.get();
-      break;
-    }
-  }
-  if (found == nullptr) {
-    config::InputConfig in;
-    in.name = name;
-    found = &addInput(std::move(in));
-  }
-  cached_source_ = source;
-  cached_name_ = &found->input.name;
-  cached_ = found;
-  return *found;
+  return per;
 }
 
 void KafkaFramer::frame(const LineView& line, std::string& out) {
-  PerInput& per = perInput(line.source);
+  PerInput& per = inputs_.of(line.source, [this](config::InputConfig in) {
+    return makeInput(std::move(in));
+  });
   static const std::string kNone;
   const std::string& path = line.source ? line.source->path : kNone;
   const std::string& host = agent_.hostname;

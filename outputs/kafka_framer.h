@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "outputs/format/encoder.h"
 #include "outputs/framer.h"
+#include "outputs/per_input_cache.h"
 #include "sys/clock.h"
 
 namespace logsplice::outputs {
@@ -59,17 +60,13 @@ class KafkaFramer : public Framer {
     std::string topic;
     std::unique_ptr<format::EventEncoder> encoder;  // format json only
   };
-  PerInput& perInput(const SourceInfo* source);
-  PerInput& addInput(config::InputConfig input);
+  std::unique_ptr<PerInput> makeInput(config::InputConfig input) const;
 
   config::AgentConfig agent_;
   config::KafkaOutput kafka_;
   config::TcpOutput json_;  // what the JSON encoder's context reads (app_name, facility)
   sys::Clock& clock_;
-  std::vector<std::unique_ptr<PerInput>> inputs_;
-  const SourceInfo* cached_source_ = nullptr;
-  const std::string* cached_name_ = nullptr;
-  PerInput* cached_ = nullptr;
+  PerInputCache<PerInput> inputs_;
   int64_t read_time_us_ = 0;
   uint64_t invalid_utf8_ = 0;
 };
