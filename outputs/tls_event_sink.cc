@@ -87,7 +87,7 @@ void TlsEventSink::resetSession() {
   cipher_total_ = plain_total_ = 0;
   records_.clear();
   accepted_ = false;
-  failure_counted_ = false;
+  failures_.newConnection();
   if (handshake_timer_) uv_timer_stop(handshake_timer_.get());
 }
 
@@ -120,9 +120,7 @@ void TlsEventSink::connectionUp() {
 }
 
 void TlsEventSink::handshakeFailed(const std::string& why) {
-  ++handshake_failures_;
-  last_handshake_failure_ = why;
-  failure_counted_ = true;  // connectionDown must not count it again
+  failures_.count(why);  // connectionDown does not count it again
   // The connection logs the reason (a warning for each new outage) and backs off.
   conn_.fail(why, 0);
 }
@@ -131,7 +129,7 @@ void TlsEventSink::established() {
   uv_timer_stop(handshake_timer_.get());
   accepted_ = !session_->tls13();
   if (!accepted_) startTimer(std::min<uint64_t>(kAcceptWaitMs, cfg_.connect_timeout.count()));
-  last_failure_.clear();
+  failures_.established();
   ++stats_.connects;
   spdlog::info("output '{}': TLS established with {} ({}, {})", name(), conn_.currentPeer(),
                negotiated(), userspace_reason_);
@@ -189,18 +187,7 @@ void TlsEventSink::connectionWritable() {
 
 void TlsEventSink::connectionDown(bool was_connected) {
   bool was_established = tlsEstablished();
-  if (was_established && !accepted_ && !failure_counted_) {
-    // Closed (or reset, the alert unread) before the server showed it took the session: under
-    // TLS 1.3 that is how a refused client certificate looks.
-    ++handshake_failures_;
-    last_handshake_failure_ =
-        "the collector closed the connection right after the TLS handshake (did it refuse our "
-        "client certificate?)";
-    if (last_handshake_failure_ != last_failure_) {
-      spdlog::warn("output '{}': {} ({})", name(), last_handshake_failure_, conn_.currentPeer());
-      last_failure_ = last_handshake_failure_;
-    }
-  }
+  if (was_established && !accepted_) failures_.closedAfterHandshake(name(), conn_.currentPeer());
   resetSession();
   if (was_connected && was_established) ++stats_.disconnects;
   // Before the handshake completed nothing was read out of the pipe: it stays as it is, and a
@@ -296,7 +283,7 @@ void TlsEventSink::collectMetrics(sys::MetricWriter& w) const {
   EventSink::collectMetrics(w);
   const sys::MetricLabels by_output = {{"output", name()}};
   w.counter("logsplice_tls_handshake_failures_total", "TLS handshakes that failed.", by_output,
-            static_cast<double>(handshake_failures_));
+            static_cast<double>(failures_.total()));
   w.gauge("logsplice_tls_ktls", "1 when the kernel encrypts (kTLS), 0 for userspace TLS.",
           by_output, ktlsInUse() ? 1 : 0);
 }

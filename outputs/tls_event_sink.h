@@ -7,6 +7,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "outputs/tls_handshake_failures.h"
 #include "outputs/event_sink.h"
 #include "outputs/socket_out_buffer.h"
 #include "outputs/tcp_connection.h"
@@ -68,9 +69,9 @@ class TlsEventSink : public EventSink, private TcpConnection::Handler {
 
   TcpConnection& connection() { return conn_; }
   bool tlsEstablished() const { return session_ && session_->established(); }
-  uint64_t handshakeFailures() const { return handshake_failures_; }
+  uint64_t handshakeFailures() const { return failures_.total(); }
   // Why the last handshake failed (OpenSSL's reason, the certificate verify result).
-  const std::string& lastHandshakeFailure() const { return last_handshake_failure_; }
+  const std::string& lastHandshakeFailure() const { return failures_.last(); }
   // "TLSv1.3 TLS_AES_256_GCM_SHA384" once established.
   std::string negotiated() const;
   bool ktlsInUse() const { return false; }
@@ -112,12 +113,9 @@ class TlsEventSink : public EventSink, private TcpConnection::Handler {
   uint64_t cipher_total_ = 0;  // ciphertext produced since the connect (socket positions)
   uint64_t plain_total_ = 0;
   std::deque<Record> records_;
-  uint64_t handshake_failures_ = 0;
-  std::string last_failure_;  // the last one logged here (once per distinct reason)
-  std::string last_handshake_failure_;
   std::string userspace_reason_;  // why this output encrypts in userspace (logged)
+  TlsHandshakeFailures failures_;
   bool accepted_ = false;         // the server accepted the session (see above)
-  bool failure_counted_ = false;
   uv_loop_t* loop_;
   sys::UvHandle<uv_timer_t> handshake_timer_;
 };

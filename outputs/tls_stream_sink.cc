@@ -84,7 +84,7 @@ void TlsStreamSink::resetSession() {
   records_.clear();
   out_len_ = out_off_ = 0;
   accepted_ = false;
-  failure_counted_ = false;
+  failures_.newConnection();
   if (handshake_timer_) uv_timer_stop(handshake_timer_.get());
 }
 
@@ -136,9 +136,7 @@ void TlsStreamSink::stepHandshake() {
 }
 
 void TlsStreamSink::handshakeFailed(const std::string& why) {
-  ++handshake_failures_;
-  last_handshake_failure_ = why;
-  failure_counted_ = true;  // connectionDown must not count it again
+  failures_.count(why);  // connectionDown does not count it again
   conn_.fail(why, 0);       // logs the reason and backs off
 }
 
@@ -150,8 +148,7 @@ void TlsStreamSink::established() {
   switch (ktls::afterHandshake(cfg_.tls->ktls, kernel)) {
     case ktls::Outcome::kRefuse: {
       std::string why = ktls::refusalAfterHandshake(what);
-      if (why != last_failure_) spdlog::error("output '{}': {}", name(), why);
-      last_failure_ = why;
+      if (failures_.firstOf(why)) spdlog::error("output '{}': {}", name(), why);
       handshakeFailed(why);
       return;
     }
@@ -164,7 +161,7 @@ void TlsStreamSink::established() {
   }
   accepted_ = SSL_version(ssl_) != TLS1_3_VERSION;
   if (!accepted_) startTimer(std::min<uint64_t>(kAcceptWaitMs, cfg_.connect_timeout.count()));
-  last_failure_.clear();
+  failures_.established();
   ++stats_.connects;
   spdlog::info("output '{}': TLS established with {} ({}, {})", name(), conn_.currentPeer(), what,
                kernel             ? "kernel TLS: the pipe is spliced into the socket"
@@ -224,16 +221,7 @@ void TlsStreamSink::connectionWritable() {
 
 void TlsStreamSink::connectionDown(bool was_connected) {
   const bool was_established = tlsEstablished();
-  if (was_established && !accepted_ && !failure_counted_) {
-    ++handshake_failures_;
-    last_handshake_failure_ =
-        "the collector closed the connection right after the TLS handshake (did it refuse our "
-        "client certificate?)";
-    if (last_handshake_failure_ != last_failure_) {
-      spdlog::warn("output '{}': {} ({})", name(), last_handshake_failure_, conn_.currentPeer());
-      last_failure_ = last_handshake_failure_;
-    }
-  }
+  if (was_established && !accepted_) failures_.closedAfterHandshake(name(), conn_.currentPeer());
   resetSession();
   if (was_connected && was_established) ++stats_.disconnects;
   // Before the handshake completed nothing left the pipe: it stays as it is.
@@ -354,7 +342,7 @@ void TlsStreamSink::collectMetrics(sys::MetricWriter& w) const {
   Sink::collectMetrics(w);
   const sys::MetricLabels by_output = {{"output", name()}};
   w.counter("logsplice_tls_handshake_failures_total", "TLS handshakes that failed.", by_output,
-            static_cast<double>(handshake_failures_));
+            static_cast<double>(failures_.total()));
   w.gauge("logsplice_tls_ktls", "1 when the kernel encrypts (kTLS), 0 for userspace TLS.",
           by_output, ktlsInUse() ? 1 : 0);
 }

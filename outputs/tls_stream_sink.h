@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "outputs/tls_handshake_failures.h"
 #include "outputs/ktls.h"
 #include "outputs/stream_sink.h"
 #include "outputs/tcp_connection.h"
@@ -71,8 +72,8 @@ class TlsStreamSink : public StreamSink, private TcpConnection::Handler {
   bool ktlsInUse() const { return path_ == Path::kKernel; }
   bool tlsEstablished() const { return ssl_ != nullptr && path_ != Path::kHandshake; }
   std::string negotiated() const;
-  uint64_t handshakeFailures() const { return handshake_failures_; }
-  const std::string& lastHandshakeFailure() const { return last_handshake_failure_; }
+  uint64_t handshakeFailures() const { return failures_.total(); }
+  const std::string& lastHandshakeFailure() const { return failures_.last(); }
   TcpConnection& connection() { return conn_; }
 
  protected:
@@ -113,11 +114,8 @@ class TlsStreamSink : public StreamSink, private TcpConnection::Handler {
   std::vector<char> out_buf_;   // userspace path: plaintext read out of the pipe
   size_t out_len_ = 0;          // valid bytes in out_buf_
   size_t out_off_ = 0;          // bytes of it SSL_write took (a retry passes the same slice)
+  TlsHandshakeFailures failures_;
   bool accepted_ = false;
-  bool failure_counted_ = false;
-  uint64_t handshake_failures_ = 0;
-  std::string last_handshake_failure_;
-  std::string last_failure_;
   uv_loop_t* loop_;
   sys::UvHandle<uv_timer_t> handshake_timer_;
 };
