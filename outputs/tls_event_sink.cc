@@ -281,11 +281,7 @@ void TlsEventSink::close(std::function<void()> on_closed) {
 
 void TlsEventSink::collectMetrics(sys::MetricWriter& w) const {
   EventSink::collectMetrics(w);
-  const sys::MetricLabels by_output = {{"output", name()}};
-  w.counter("logsplice_tls_handshake_failures_total", "TLS handshakes that failed.", by_output,
-            static_cast<double>(failures_.total()));
-  w.gauge("logsplice_tls_ktls", "1 when the kernel encrypts (kTLS), 0 for userspace TLS.",
-          by_output, ktlsInUse() ? 1 : 0);
+  collectTlsMetrics(w, name(), failures_, ktlsInUse());
 }
 
 }  // namespace logsplice::outputs

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "sys/metrics.h"
+
 namespace logsplice::outputs {
 
 // The handshake failures of one TLS output: each connection counted at most once, the last
@@ -48,5 +50,16 @@ class TlsHandshakeFailures {
   std::string last_logged_;  // the last reason logged here
   bool counted_ = false;     // this connection's failure is counted
 };
+
+// The TLS families every TLS output reports: its handshake failures, and whether the kernel
+// encrypts (kTLS) or userspace does.
+inline void collectTlsMetrics(sys::MetricWriter& w, const std::string& output,
+                              const TlsHandshakeFailures& failures, bool ktls) {
+  const sys::MetricLabels by_output = {{"output", output}};
+  w.counter("logsplice_tls_handshake_failures_total", "TLS handshakes that failed.", by_output,
+            static_cast<double>(failures.total()));
+  w.gauge("logsplice_tls_ktls", "1 when the kernel encrypts (kTLS), 0 for userspace TLS.",
+          by_output, ktls ? 1 : 0);
+}
 
 }  // namespace logsplice::outputs
