@@ -166,25 +166,25 @@ class Parser {
     yaml_.readSize(fields, "chunk_bytes", agent.chunk_bytes, 1);
     yaml_.readSize(fields, "pipe_bytes", agent.pipe_bytes, 1);
     yaml_.readCount(fields, "max_open_files", agent.max_open_files, 1);
-    readBatchDelay(fields, agent.batch_delay);
+    if (auto delay = readBatchDelay(fields)) agent.batch_delay = *delay;
     parseEventAgentKeys(yaml_, fields, agent);
   }
 
-  // `batch_delay` (agent or input): 0 .. kMaxBatchDelay. Returns whether `out` was set.
-  bool readBatchDelay(const Fields& fields, Millis& out) {
-    Millis delay = out;
-    size_t errors = yaml_.errors().size();
+  // `batch_delay` (agent or input): 0 .. kMaxBatchDelay; nothing when absent or wrong (the
+  // error is reported).
+  std::optional<Millis> readBatchDelay(const Fields& fields) {
+    const Field* f = fields.find("batch_delay");
+    if (f == nullptr) return std::nullopt;
+    Millis delay{-1};
     yaml_.readDuration(fields, "batch_delay", delay, Millis(0));
-    if (yaml_.errors().size() != errors) return false;
+    if (delay < Millis(0)) return std::nullopt;  // not a duration: reported
     if (delay > kMaxBatchDelay) {
-      error(valueMark(*fields.find("batch_delay")),
-            fields.label("batch_delay") + " must be at most " + std::to_string(kMaxBatchDelay.count()) + "ms" +
-                " (it is added to every line's latency)");
-      return false;
+      error(valueMark(*f), fields.label("batch_delay") + " must be at most " +
+                               std::to_string(kMaxBatchDelay.count()) +
+                               "ms (it is added to every line's latency)");
+      return std::nullopt;
     }
-    if (fields.find("batch_delay") == nullptr) return false;
-    out = delay;
-    return true;
+    return delay;
   }
 
   // Reads `name` for an input or output entry.
@@ -234,10 +234,7 @@ class Parser {
     yaml_.readBool(fields, "poll", input.poll);
     yaml_.readDuration(fields, "poll_interval", input.poll_interval, Millis(1));
     yaml_.readDuration(fields, "rescan_interval", input.rescan_interval, Millis(1));
-    if (fields.find("batch_delay") != nullptr) {
-      Millis delay = kDefaultBatchDelay;
-      if (readBatchDelay(fields, delay)) input.batch_delay = delay;
-    }
+    input.batch_delay = readBatchDelay(fields);
     yaml_.readDuration(fields, "partial_line_timeout", input.partial_line_timeout, Millis(1));
     yaml_.readDuration(fields, "rotate_wait", input.rotate_wait, Millis(0));
     yaml_.readBool(fields, "copy", input.copy);
