@@ -34,6 +34,8 @@ Router::Router(uv_loop_t* loop, const config::AgentConfig& cfg, CheckpointStore&
       io_(loop, [this](std::unique_ptr<FillJob> job) { onFillDone(std::move(job)); }, sys),
       pipe_budget_(cfg_.pipe_bytes) {
   LS_CHECK_UV(sched_timer_.init(uv_timer_init, loop_, this));
+  LS_CHECK_UV(resume_.init(uv_check_init, loop_, this));
+  LS_CHECK_UV(resume_nowait_.init(uv_idle_init, loop_, this));
 }
 
 Router::~Router() {
@@ -51,6 +53,8 @@ sys::Error Router::start() {
 
 void Router::stop() {
   sched_timer_.close();
+  resume_.close();
+  resume_nowait_.close();
   filling_ = false;  // fills coming back unrun must not queue new ones on a stopped thread
   io_.stop();
   io_.close();
@@ -257,6 +261,14 @@ void Router::schedule() {
     return;
   }
   in_schedule_ = true;
+  if (resume_) {
+    uv_check_stop(resume_.get());
+    uv_idle_stop(resume_nowait_.get());
+  }
+  // Bytes filled on the loop in this call: cached fills and always-ready sinks (an archive,
+  // librdkafka's queue) would otherwise keep the pass going until a whole backlog is shipped,
+  // and the loop would serve nothing else meanwhile (signals, /metrics, checkpoints, inotify).
+  uint64_t filled = 0;
   do {
     // Sinks write what the passes below put in their pipes once, after them: ten files that
     // grew in one event batch leave in one send, not ten.
@@ -273,9 +285,10 @@ void Router::schedule() {
       jobs.swap(loop_fills_.jobs);
       for (auto& job : jobs) {
         executeFill(sys_, *job, loop_fills_.src, loop_fills_.dev_null.get());
+        for (const FillTarget& t : job->targets) filled += t.moved;
         onFillDone(std::move(job));
       }
-    } while (schedule_again_ || !loop_fills_.jobs.empty());
+    } while ((schedule_again_ || !loop_fills_.jobs.empty()) && filled < kScheduleYieldBytes);
     // A drain that frees room makes another pass worth it. Draining never erases a sink (only
     // onFillDone and removeSink do), so the table can be walked while its sinks drain.
     table_.forEachSink([&](uint32_t, SinkSlot& slot) {
@@ -286,6 +299,18 @@ void Router::schedule() {
         schedule_again_ = true;
       }
     });
+    // Past the budget the rest waits until the loop has polled its descriptors: a check handle
+    // runs right after the poll, and an active idle handle keeps that poll from blocking. Every fill issued was run
+    // (issue() queues fills only in scheduleOnce) and every drain released above, so nothing
+    // is left half done.
+    if (schedule_again_ && filled >= kScheduleYieldBytes && resume_) {
+      schedule_again_ = false;
+      ++stats_.yields;
+      uv_check_start(resume_.get(),
+                     [](uv_check_t* h) { static_cast<Router*>(h->data)->schedule(); });
+      uv_idle_start(resume_nowait_.get(), [](uv_idle_t*) {});
+      break;
+    }
   } while (schedule_again_ || !loop_fills_.jobs.empty());
   in_schedule_ = false;
 }
@@ -463,6 +488,9 @@ void Router::collectMetrics(sys::MetricWriter& out) const {
               static_cast<double>(stats_.inline_fills));
   out.counter("logsplice_router_copy_fallbacks_total", "Files switched to read/write.", none,
               static_cast<double>(stats_.copy_fallbacks));
+  out.counter("logsplice_router_yields_total",
+              "Scheduling passes cut short after 4 MiB so that the loop serves other events.",
+              none, static_cast<double>(stats_.yields));
   std::vector<FileSinkView> views;
   visit([&](const FileSinkView& v) { views.push_back(v); });
   for (const auto& v : views) {

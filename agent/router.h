@@ -32,7 +32,12 @@ struct RouterStats {
   uint64_t demotions = 0;       // a sink came up short in a lockstep fill and left the group
   uint64_t copy_fallbacks = 0;  // files switched to read/write because splice was refused
   uint64_t inline_fills = 0;    // fills run on the loop because their pages were cached
+  uint64_t yields = 0;          // scheduling passes cut short to let the loop turn
 };
+
+// Bytes one scheduling call fills on the loop before it lets the loop turn (Router::schedule):
+// a few milliseconds of splicing, or of producing to Kafka, at the rates docs/design.md gives.
+inline constexpr uint64_t kScheduleYieldBytes = 4 * 1024 * 1024;
 
 // For each followed file, the sinks its input is routed to, each with its own cursor into the
 // file (the page cache is the shared buffer). Sinks that stand at the same offset of a file are
@@ -164,6 +169,8 @@ class Router : public inputs::FileObserver, public outputs::SinkListener {
   PipeBudget pipe_budget_;
   std::function<void()> on_new_file_;
   sys::UvHandle<uv_timer_t> sched_timer_;  // scheduleSoon
+  sys::UvHandle<uv_check_t> resume_;       // the rest of a call cut short (schedule)
+  sys::UvHandle<uv_idle_t> resume_nowait_;  // meanwhile the loop polls without blocking
   RouterStats stats_;
   bool filling_ = true;
   bool shutting_down_ = false;

@@ -25,6 +25,8 @@ GOLDEN = [
     ("logsplice_router_inline_fills_total", "counter",
      "Fills run on the loop thread because their pages were in the page cache."),
     ("logsplice_router_copy_fallbacks_total", "counter", "Files switched to read/write."),
+    ("logsplice_router_yields_total", "counter",
+     "Scheduling passes cut short after 4 MiB so that the loop serves other events."),
     ("logsplice_input_files_followed", "gauge", "Files followed now."),
     ("logsplice_input_discovered_total", "counter", "Files discovered."),
     ("logsplice_input_rotations_total", "counter", "Rotations seen."),

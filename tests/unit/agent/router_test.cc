@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -755,6 +756,8 @@ TEST_CASE("Router::collectMetrics writes the router families and per (file, sink
        st.inline_fills},
       {"logsplice_router_copy_fallbacks_total", "Files switched to read/write.",
        st.copy_fallbacks},
+      {"logsplice_router_yields_total",
+       "Scheduling passes cut short after 4 MiB so that the loop serves other events.", st.yields},
   };
   for (const Want& want : singles) {
     INFO(want.family);
@@ -788,8 +791,8 @@ TEST_CASE("Router::collectMetrics writes the router families and per (file, sink
   CHECK(order == std::vector<std::string>{
                      "logsplice_router_fills_total", "logsplice_router_lockstep_fills_total",
                      "logsplice_router_demotions_total", "logsplice_router_inline_fills_total",
-                     "logsplice_router_copy_fallbacks_total", "logsplice_file_delivered_bytes",
-                     "logsplice_file_lag_bytes"});
+                     "logsplice_router_copy_fallbacks_total", "logsplice_router_yields_total",
+                     "logsplice_file_delivered_bytes", "logsplice_file_lag_bytes"});
 }
 
 namespace {
@@ -828,6 +831,33 @@ TEST_CASE("Router: the residency probe sends cold files to the I/O thread, cache
   CHECK(st.fills > 0);
   CHECK(sys.probes > 0);
   CHECK(st.inline_fills == (resident ? st.fills : 0));
+}
+
+TEST_CASE("Router: a cached backlog is shipped over several loop iterations, not in one call") {
+  // An always-ready sink and a file in the page cache: without a budget one scheduling call
+  // would ship all of it and the loop would serve nothing else meanwhile.
+  Harness h;
+  FakeSink* a = h.addSink("a");
+  std::string file = h.path("backlog.log");
+  std::string content = numberedLines(0, 240'000);  // 24 MB: six budgets of 4 MiB
+  writeFile(file, content);
+  h.follow(file);
+  std::set<size_t> seen_between;  // what had arrived each time the loop turned
+  REQUIRE(h.waitFor(
+      [&] {
+        if (!a->received.empty() && a->received.size() < content.size()) {
+          seen_between.insert(a->received.size());
+        }
+        return a->received.size() == content.size();
+      },
+      20'000));
+  CHECK(a->received == content);
+  const RouterStats& st = h.router().stats();
+  CHECK(st.inline_fills > 0);
+  CHECK(st.yields >= content.size() / kScheduleYieldBytes - 1);
+  // The first call runs on a timer, its continuation after the same iteration's poll; later
+  // iterations ship one budget each.
+  CHECK(seen_between.size() >= 3);
 }
 
 TEST_CASE("Router: reload removes a sink and adds it back under a new id, resuming where it was") {
