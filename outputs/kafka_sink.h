@@ -131,6 +131,7 @@ class KafkaSink : public EventSink {
   std::deque<Pending> pending_;     // in wire order
   uint64_t pending_front_seq_ = 0;  // sequence number of pending_.front()
   size_t head_value_done_ = 0;   // value bytes of the first unsent frame already produced
+  unsigned produced_since_poll_ = 0;  // messages since sendFramed last served reports
   uint64_t ack_to_ = 0;          // wire position the delivered prefix reaches
   uint64_t acked_wire_ = 0;      // ... as reported to the event sink
   size_t max_value_;             // value bytes per message
