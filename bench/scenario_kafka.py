@@ -11,7 +11,7 @@ build/tests/kafka_mock_cluster), side by side:
     headers (the default, which the others do not send) and with `headers: false`.
 
 A trial is done when the partitions' end offsets (kcat -Q) add up to the file's line count; a
-fresh mock cluster per trial, so offsets start at 0. Reported per contender: messages/s, MB/s,
+fresh mock cluster per trial, so offsets start at 0, partition p led by broker p % 3 + 1. Reported per contender: messages/s, MB/s,
 CPU seconds per GB, peak RSS. The mock keeps only the last 5 MB of each partition, so its own
 memory stays small whatever the size.
 """
@@ -37,6 +37,15 @@ class MockCluster:
         self.bootstrap = self.p.stdout.readline().strip()
         if not self.bootstrap:
             raise RuntimeError("kafka_mock_cluster printed no bootstrap address")
+        # The mock picks partition leaders at random: two brokers led all six partitions in
+        # one trial, three in the next (a variance between trials that is not the
+        # contenders'). Spread them the same way in every trial.
+        for part in range(MOCK_PARTITIONS):
+            self.p.stdin.write(f"leader {TOPIC} {part} {part % 3 + 1}\n")
+            self.p.stdin.flush()
+            answer = self.p.stdout.readline().strip()
+            if answer != "ok":
+                raise RuntimeError(f"kafka_mock_cluster: leader of partition {part}: {answer}")
 
     def messages(self):
         """The sum of the partitions' end offsets: messages produced so far."""
