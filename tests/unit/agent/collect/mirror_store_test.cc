@@ -1,5 +1,6 @@
 #include "agent/collect/mirror_store.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -179,4 +180,67 @@ TEST_CASE("mirror store: a file and a directory of the same name both get a mirr
     CHECK(deep.value()->rel == "h/in/_clash/var_log_app_x.log");
   }
   CHECK(store.size() == 2);
+}
+
+namespace {
+
+uint64_t allocatedBytes(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+uint64_t sizeOf(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return static_cast<uint64_t>(st.st_size);
+}
+
+}  // namespace
+
+TEST_CASE("mirror store: blocks are reserved ahead of the writes and given back at close",
+          "[collect]") {
+  TempDir tmp;
+  StreamKey key{"web-1", "app", 1, 100, 0};
+  const std::string path = tmp / "m/web-1/app/var/log/app.log";
+  const uint64_t chunk = MirrorStore::kPreallocateBytes;
+  {
+    MirrorStore store(tmp / "m");
+    REQUIRE_FALSE(store.load());
+    auto f = store.open(key, 7, 5, "/var/log/app.log");
+    REQUIRE(f.ok());
+    MirrorFile* m = f.value();
+    m->owner = &store;
+    store.reserve(*m, 6);
+    CHECK(m->allocated == chunk);
+    CHECK(allocatedBytes(path) >= chunk);  // reserved on disk...
+    CHECK(sizeOf(path) == 0);              // ...without changing the file's length
+    writeAt(m, "hello\n");
+    store.reserve(*m, 6);  // inside the reservation: nothing more
+    CHECK(m->allocated == chunk);
+    store.reserve(*m, chunk + 1);  // past it: the next chunk from where it ended
+    CHECK(m->allocated == 2 * chunk);
+    REQUIRE_FALSE(store.syncAll([](MirrorFile&) {}));
+    store.release(m);  // synced and released: closed, the reservation given back
+    CHECK_FALSE(m->fd);
+    CHECK(allocatedBytes(path) < chunk);
+    CHECK(readFile(path) == "hello\n");
+    // Opened again and reserved, then the process "dies": the blocks stay past the end.
+    auto again = store.open(key, 7, 5, "/var/log/app.log");
+    REQUIRE(again.ok());
+    again.value()->owner = &store;
+    store.reserve(*again.value(), 7);
+    CHECK(allocatedBytes(path) >= chunk);
+    again.value()->fd.reset();  // no close through the store
+  }
+  MirrorStore after(tmp / "m");
+  REQUIRE_FALSE(after.load());
+  auto f = after.open(key, 7, 5, "/var/log/app.log");
+  REQUIRE(f.ok());
+  CHECK(f.value()->written == 6);
+  CHECK(f.value()->trim_at_close);  // found with blocks past its end
+  CHECK(allocatedBytes(path) >= chunk);
+  after.release(f.value());  // nothing unsynced: closed and cut to its length
+  CHECK(allocatedBytes(path) < chunk);
+  CHECK(readFile(path) == "hello\n");
 }
