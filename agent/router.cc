@@ -299,10 +299,10 @@ void Router::schedule() {
         schedule_again_ = true;
       }
     });
-    // Past the budget the rest waits until the loop has polled its descriptors: a check handle
-    // runs right after the poll, and an active idle handle keeps that poll from blocking. Every fill issued was run
-    // (issue() queues fills only in scheduleOnce) and every drain released above, so nothing
-    // is left half done.
+    // Past the budget the rest waits until the loop has polled its descriptors: a check
+    // handle runs right after the poll, and an active idle handle keeps that poll from
+    // blocking. Every fill issued was run (issue() queues fills only in scheduleOnce) and every
+    // drain released above, so nothing is left half done.
     if (schedule_again_ && filled >= kScheduleYieldBytes && resume_) {
       schedule_again_ = false;
       ++stats_.yields;
