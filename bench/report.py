@@ -344,6 +344,11 @@ def main():
               "fdatasync grouped as the collector's defaults (100 ms or 4 MiB: without it the page writeback "
               "happens later in the kernel's flusher threads, in nobody's CPU time); rsyslog "
               "imtcp → omfile (raw `type: tcp`, `%rawmsg%`).", ""] + transfer_table(rs, "collect", meta) + [""]
+        names = {r["contender"] for r in rs}
+        if {"logsplice collect", "rsyslog imtcp->omfile"} <= names:
+            # The targets are against rsyslog: within each rep, as for the baselines.
+            L += ratio_note(rs, "logsplice collect", "rsyslog imtcp->omfile",
+                            [("MB/s", "mb_s"), ("CPU per GB", "cpu_s_per_gb")])
     bad = [r for r in results if not r.get("ok")]
     if bad:
         L += ["## Failed or incomplete runs", ""]
