@@ -136,6 +136,7 @@ sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t finger
         "collect: inode {} of host '{}' holds another file now; its old mirror {} is "
         "kept, out of the index",
         key.ino, key.host, it->second->rel);
+    closeFile(*it->second);  // its reserved blocks too
     files_.erase(it);
     index_dirty_ = true;
     it = files_.end();
