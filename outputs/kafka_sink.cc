@@ -283,7 +283,7 @@ sys::SysResult KafkaSink::sendFramed(const iovec* iov, int n) {
       if (++produced_since_poll_ == kPollEveryMessages) {
         // Delivery reports served while the rest is produced: their messages are freed while
         // still in the cache, and the memory is reused by the next ones (serving them only
-        // once the batch is produced cost 0.85x the throughput, and 10 MiB more RSS).
+        // once the batch is produced: 1.09M instead of 1.19M msg/s, ~10 MB more peak RSS).
         // Only delivered() runs here: the acknowledgement reaches EventSink in pollQueue.
         produced_since_poll_ = 0;
         rd_kafka_poll(rk_, 0);

@@ -200,13 +200,13 @@ sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t finger
       index_dirty_ = true;
     }
     f->written = f->durable;
-    f->allocated = f->written;
     // Blocks past the end left reserved by a run that did not close the file (a crash; the
-    // cut above frees them when it shortens the file): given back when it closes. The slack
-    // covers the extent-tree blocks st_blocks also counts.
+    // cut above frees them when it shortens the file) count as reserved, so that closing it
+    // gives them back. The slack covers the extent-tree blocks st_blocks also counts.
     const uint64_t blocks = static_cast<uint64_t>(st.st_blocks) * 512;
-    f->trim_at_close = static_cast<uint64_t>(st.st_size) <= f->durable &&
-                       blocks > (f->durable + 4095) / 4096 * 4096 + (64 << 10);
+    const bool reserved_past_end = static_cast<uint64_t>(st.st_size) <= f->durable &&
+                                   blocks > (f->durable + 4095) / 4096 * 4096 + (64 << 10);
+    f->allocated = reserved_past_end ? blocks : f->written;
     f->fd = std::move(owned);
   }
   return f;
@@ -229,7 +229,7 @@ void MirrorStore::reserve(MirrorFile& f, uint64_t end) {
 }
 
 void MirrorStore::closeFile(MirrorFile& f) {
-  if (f.fd && (f.allocated > f.written || f.trim_at_close)) {
+  if (f.fd && f.allocated > f.written) {
     // Cutting to the same length frees the blocks reserved past it (ext4, xfs). A failure
     // only leaves them allocated.
     if (::ftruncate(f.fd.get(), static_cast<off_t>(f.written)) != 0) {
@@ -239,7 +239,6 @@ void MirrorStore::closeFile(MirrorFile& f) {
   }
   f.fd.reset();
   f.allocated = 0;
-  f.trim_at_close = false;
 }
 
 sys::Result<sys::UniqueFd> MirrorStore::openMirror(const std::string& rel) const {

@@ -37,7 +37,6 @@ struct MirrorFile {
   // Disk blocks reserved up to here (fallocate KEEP_SIZE past the end; valid while fd is
   // open): released by cutting the file to `written` when it closes.
   uint64_t allocated = 0;
-  bool trim_at_close = false;  // found with blocks reserved past its end (opened after a crash)
   sys::UniqueFd fd;
   void* owner = nullptr;  // the connection that has the stream open (one at a time)
 };
