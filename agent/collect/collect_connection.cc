@@ -290,7 +290,6 @@ bool CollectConnection::writePayload() {
     server_.hostStats(host_).replayed += got;
     return true;
   }
-  server_.store().reserve(*data_file_, write_off_ + here);
   loff_t off = static_cast<loff_t>(write_off_);
   sys::SysResult r = sys.splice(pipe_.readFd(), nullptr, data_file_->fd.get(), &off,
                                 static_cast<size_t>(here), SPLICE_F_MOVE);

@@ -212,22 +212,6 @@ sys::Result<MirrorFile*> MirrorStore::open(const StreamKey& key, uint64_t finger
   return f;
 }
 
-void MirrorStore::reserve(MirrorFile& f, uint64_t end) {
-  if (!preallocate_ || !f.fd || end <= f.allocated) return;
-  const uint64_t from = std::max(f.allocated, f.written);
-  const uint64_t to = std::max(end, from + kPreallocateBytes);
-  if (::fallocate(f.fd.get(), FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
-                  static_cast<off_t>(to - from)) == 0) {
-    f.allocated = to;
-    return;
-  }
-  if (errno == EOPNOTSUPP || errno == ENOSYS) {
-    spdlog::info("collect: {}: the filesystem does not preallocate; writing without", dir_);
-    preallocate_ = false;
-  }
-  // ENOSPC, EDQUOT and the rest: nothing reserved; the write reports a full disk if it is.
-}
-
 void MirrorStore::closeFile(MirrorFile& f) {
   if (f.fd && f.allocated > f.written) {
     // Cutting to the same length frees the blocks reserved past it (ext4, xfs). A failure
@@ -269,6 +253,10 @@ std::unique_ptr<SyncJob> MirrorStore::prepareSync() {
     if (!f->fd || f->written <= f->durable) continue;
     job->fds.push_back(f->fd.get());
     job->ends.emplace_back(k, f->written);
+    if (preallocate_ && f->allocated < f->written + kPreallocateBytes) {
+      job->reserve.push_back({f->fd.get(), k, std::max(f->allocated, f->written),
+                              f->written + 2 * kPreallocateBytes, 0});
+    }
   }
   if (job->ends.empty() && !index_dirty_) return nullptr;
   // The index the job writes records the new lengths: it is renamed into place after the
@@ -296,11 +284,30 @@ void SyncJob::run() {
       return;
     }
   }
+  for (auto& r : reserve) {
+    if (::fallocate(r.fd, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(r.from),
+                    static_cast<off_t>(r.to - r.from)) != 0) {
+      r.result = errno;
+    }
+  }
   err = writeIndex(dir, index_text);
 }
 
 sys::Error MirrorStore::finishSync(SyncJob& job, const std::function<void(MirrorFile&)>& synced) {
   sync_in_flight_ = false;
+  // The files a job syncs stay open until here (never closed with unsynced bytes).
+  for (const auto& r : job.reserve) {
+    auto it = files_.find(r.key);
+    if (r.result == 0) {
+      if (it != files_.end() && it->second->fd) {
+        it->second->allocated = std::max(it->second->allocated, r.to);
+      }
+    } else if ((r.result == EOPNOTSUPP || r.result == ENOSYS) && preallocate_) {
+      spdlog::info("collect: {}: the filesystem does not preallocate; writing without", dir_);
+      preallocate_ = false;
+    }
+    // ENOSPC, EDQUOT and the rest: nothing reserved; the write reports a full disk if it is.
+  }
   if (job.err) {
     index_dirty_ = true;  // written again next time
     return job.err;

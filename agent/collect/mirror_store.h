@@ -42,12 +42,23 @@ struct MirrorFile {
 };
 
 // One group of syncs, run off the loop (uv_queue_work): fdatasync of each mirror with unsynced
-// bytes, then the index (with their new lengths) written to a temp file, synced and renamed into
-// place, and the directory synced. Only plain descriptors and text: the store is not touched
-// from the worker thread.
+// bytes, the disk blocks of the mirrors that are close to the end of their reservation reserved
+// further, then the index (with their new lengths) written to a temp file, synced and renamed
+// into place, and the directory synced. Only plain descriptors and text: the store is not
+// touched from the worker thread.
 struct SyncJob {
+  // Disk blocks to reserve past a mirror's end once it is synced (fallocate KEEP_SIZE of
+  // [from, to)); `result` is 0 or the errno, read back by finishSync.
+  struct Reservation {
+    int fd = -1;
+    StreamKey key;
+    uint64_t from = 0;
+    uint64_t to = 0;
+    int result = 0;
+  };
   std::vector<int> fds;
   std::vector<std::pair<StreamKey, uint64_t>> ends;  // in the store's key order
+  std::vector<Reservation> reserve;
   std::string index_text;
   std::string dir;
   sys::Error err;
@@ -79,13 +90,15 @@ class MirrorStore {
                                 uint32_t fingerprint_len, std::string_view path);
   // The stream is no longer used by a connection: its descriptor closes once synced.
   void release(MirrorFile* f);
-  // Before bytes are written up to `end`: reserves the mirror's disk blocks ahead of the
-  // writes, kPreallocateBytes at a time, so that the page-cache writes land in allocated
-  // extents (ext4 then skips its per-page delayed-allocation work: 20% less CPU on the
-  // collector's loop, docs/design.md 2.1 "Preallocation"). The file's size is not changed.
-  // Where the filesystem cannot, or the disk is full, nothing is reserved and the write
-  // itself decides.
-  void reserve(MirrorFile& f, uint64_t end);
+  // Disk blocks are reserved ahead of the writes (fallocate KEEP_SIZE, the size unchanged), so
+  // that the page-cache writes land in allocated extents and ext4 skips its per-page
+  // delayed-allocation work (docs/design.md 2.1 "Preallocation"). The reserving is part of the
+  // sync job, off the loop: fallocate waits for the journal while a commit runs (tens of ms
+  // seen), and on the loop that stalled every connection. A sync job reserves, for each mirror
+  // it syncs whose reservation ends less than kPreallocateBytes past what is written, up to
+  // 2 x kPreallocateBytes past it. Writes past the reservation are ordinary delayed-allocation
+  // writes. Where the filesystem cannot, nothing is reserved any more; a full disk reserves
+  // nothing and the write itself decides.
   static constexpr uint64_t kPreallocateBytes = 16 << 20;
   // A sync of every file with unsynced bytes and of the index, to run off the loop; null when
   // there is nothing to do. Descriptors stay open until finishSync (a file with unsynced bytes

@@ -198,12 +198,14 @@ uint64_t sizeOf(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("mirror store: blocks are reserved ahead of the writes and given back at close",
+TEST_CASE("mirror store: blocks are reserved ahead of the writes by the sync and given back at "
+          "close",
           "[collect]") {
   TempDir tmp;
   StreamKey key{"web-1", "app", 1, 100, 0};
   const std::string path = tmp / "m/web-1/app/var/log/app.log";
   const uint64_t chunk = MirrorStore::kPreallocateBytes;
+  auto noop = [](MirrorFile&) {};
   {
     MirrorStore store(tmp / "m");
     REQUIRE_FALSE(store.load());
@@ -211,36 +213,43 @@ TEST_CASE("mirror store: blocks are reserved ahead of the writes and given back 
     REQUIRE(f.ok());
     MirrorFile* m = f.value();
     m->owner = &store;
-    store.reserve(*m, 6);
-    CHECK(m->allocated == chunk);
-    CHECK(allocatedBytes(path) >= chunk);  // reserved on disk...
-    CHECK(sizeOf(path) == 0);              // ...without changing the file's length
+    CHECK(m->allocated == 0);  // nothing reserved on the write path
     writeAt(m, "hello\n");
-    store.reserve(*m, 6);  // inside the reservation: nothing more
-    CHECK(m->allocated == chunk);
-    store.reserve(*m, chunk + 1);  // past it: the next chunk from where it ended
-    CHECK(m->allocated == 2 * chunk);
-    REQUIRE_FALSE(store.syncAll([](MirrorFile&) {}));
+    REQUIRE_FALSE(store.syncAll(noop));
+    CHECK(m->allocated == 6 + 2 * chunk);    // the sync reserved two chunks past the end
+    CHECK(allocatedBytes(path) >= 2 * chunk);  // on disk...
+    CHECK(sizeOf(path) == 6);                  // ...without changing the file's length
+    writeAt(m, "more\n");
+    REQUIRE_FALSE(store.syncAll(noop));
+    CHECK(m->allocated == 6 + 2 * chunk);  // more than a chunk still ahead: nothing more
+    // Written to within a chunk of the reservation's end: the next sync reserves further.
+    writeAt(m, std::string(static_cast<size_t>(chunk + 100), 'x'));
+    REQUIRE_FALSE(store.syncAll(noop));
+    CHECK(m->allocated == m->written + 2 * chunk);
+    CHECK(allocatedBytes(path) >= m->written + 2 * chunk - 4096);
+    CHECK(sizeOf(path) == m->written);
     store.release(m);  // synced and released: closed, the reservation given back
     CHECK_FALSE(m->fd);
-    CHECK(allocatedBytes(path) < chunk);
-    CHECK(readFile(path) == "hello\n");
-    // Opened again and reserved, then the process "dies": the blocks stay past the end.
+    CHECK(allocatedBytes(path) < 2 * chunk);
+    CHECK(sizeOf(path) == 11 + chunk + 100);
+    // Opened again, written and synced, then the process "dies": the blocks stay past the end.
     auto again = store.open(key, 7, 5, "/var/log/app.log");
     REQUIRE(again.ok());
     again.value()->owner = &store;
-    store.reserve(*again.value(), 7);
-    CHECK(allocatedBytes(path) >= chunk);
+    writeAt(again.value(), "z\n");
+    REQUIRE_FALSE(store.syncAll(noop));
+    CHECK(allocatedBytes(path) >= 3 * chunk);
     again.value()->fd.reset();  // no close through the store
   }
+  const uint64_t length = 13 + chunk + 100;
   MirrorStore after(tmp / "m");
   REQUIRE_FALSE(after.load());
   auto f = after.open(key, 7, 5, "/var/log/app.log");
   REQUIRE(f.ok());
-  CHECK(f.value()->written == 6);
-  CHECK(f.value()->allocated >= chunk);  // found with blocks past its end
-  CHECK(allocatedBytes(path) >= chunk);
+  CHECK(f.value()->written == length);
+  CHECK(f.value()->allocated >= length + chunk);  // found with blocks past its end
+  CHECK(allocatedBytes(path) >= length + chunk);
   after.release(f.value());  // nothing unsynced: closed and cut to its length
-  CHECK(allocatedBytes(path) < chunk);
-  CHECK(readFile(path) == "hello\n");
+  CHECK(allocatedBytes(path) < length + (64 << 10));
+  CHECK(sizeOf(path) == length);
 }
