@@ -924,6 +924,11 @@ def tool_versions():
     vf = os.path.join(os.path.dirname(SYSLOG_NG_ROOT), "VERSION")
     v["syslog-ng"] = open(vf).read().strip() if os.path.exists(vf) else "missing"
     v["kernel"] = os.uname().release
+    # Loopback throughput depends on it: BBR paces even on lo, and the agents then spend more CPU.
+    try:
+        v["tcp_cc"] = open("/proc/sys/net/ipv4/tcp_congestion_control").read().strip()
+    except OSError:
+        v["tcp_cc"] = "unknown"
     try:
         v["logsplice"] = subprocess.run([AGENT_BIN, "--version"], capture_output=True, timeout=5).stdout.decode().strip()
     except (OSError, subprocess.TimeoutExpired):
