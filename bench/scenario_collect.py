@@ -133,6 +133,23 @@ ruleset(name="rx") {{
                       os.path.join(d, "rx.log"))
 
 
+def _reap_cpu(p, timeout):
+    """Waits for an agent (killed after `timeout` s) and returns its user+sys CPU seconds: the
+    agents share the machine's cores with the receiver, so their cost is part of the picture."""
+    end = time.monotonic() + timeout
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+            return ru.ru_utime + ru.ru_stime
+        if time.monotonic() > end:
+            p.kill()
+            _, status, ru = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            return ru.ru_utime + ru.ru_stime
+        time.sleep(0.01)
+
+
 def collect_trial(b, ws, rx, src, nagents):
     size = os.path.getsize(src)
     expect = size * nagents
@@ -167,11 +184,9 @@ def collect_trial(b, ws, rx, src, nagents):
     t_done = time.monotonic()
     for a in agents:
         a.terminate()
+    agents_cpu = 0.0
     for a in agents:
-        try:
-            a.wait(20)
-        except subprocess.TimeoutExpired:
-            a.kill()
+        agents_cpu += _reap_cpu(a, 20)
     if rx.kind == "baseline":
         proc.wait_exit(10)
     proc.stop()
@@ -179,10 +194,12 @@ def collect_trial(b, ws, rx, src, nagents):
     ok = got == expect
     res = {"scenario": "collect", "contender": rx.name, "kind": rx.kind, "bytes": expect,
            "agents": nagents, "ok": ok, "received": got, "wall_s": t_done - t0,
-           "cpu_s": proc.cpu_total(), "maxrss_kib": proc.maxrss_kib(), "exit": proc.exited}
+           "cpu_s": proc.cpu_total(), "maxrss_kib": proc.maxrss_kib(), "exit": proc.exited,
+           "agents_cpu_s": agents_cpu}
     if ok and res["cpu_s"] is not None:
         res["mb_s"] = expect / 1e6 / res["wall_s"]
         res["cpu_s_per_gb"] = res["cpu_s"] / (expect / 1e9)
+        res["agents_cpu_s_per_gb"] = agents_cpu / (expect / 1e9)
     else:
         b.log(f"  {rx.name}: FAILED collect ({got}/{expect} bytes); see {d}")
         res["trial_dir"] = d
