@@ -938,8 +938,11 @@ def hold_freed_pages():
     if not want or old is None:
         return lambda: None
     path = os.path.join(PAGE_REPORTING, "min_free_ms")
-    with open(path, "w") as f:
-        f.write(want)
+    try:
+        with open(path, "w") as f:
+            f.write(want)
+    except OSError as e:  # the module caps it (300000 was taken here, 600000 refused)
+        sys.exit(f"LSB_PAGE_REPORTING_MIN_FREE_MS={want}: {path} refused it ({e.strerror})")
     log(f"free page reporting: min_free_ms {old} -> {want} for this run")
 
     def restore():
