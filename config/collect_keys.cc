@@ -19,7 +19,7 @@ constexpr std::string_view kCollectKeys[] = {"listen",  "dir",       "tokens",  
 constexpr std::string_view kCollectTlsKeys[] = {"cert_file", "key_file", "ca_file", "min_version"};
 constexpr std::string_view kFsyncKeys[] = {"interval", "bytes"};
 constexpr std::string_view kLimitKeys[] = {"max_frame", "max_connections", "max_streams",
-                                           "idle_timeout"};
+                                           "idle_timeout", "min_free"};
 constexpr std::string_view kMetricsKeys[] = {"listen"};
 constexpr std::pair<std::string_view, std::string_view> kLogLevels[] = {
     {"trace", "trace"}, {"debug", "debug"},       {"info", "info"}, {"warn", "warn"},
@@ -124,6 +124,7 @@ void parseCollect(YamlReader& yaml, const Fields& f, CollectConfig& c) {
     yaml.readCount(*lim, "max_connections", c.max_connections, 1);
     yaml.readCount(*lim, "max_streams", c.max_streams, 1);
     yaml.readDuration(*lim, "idle_timeout", c.idle_timeout, Millis(100));
+    yaml.readSize(*lim, "min_free", c.min_free, 0);
   }
   if (auto m = yaml.subMap(f, "metrics", kMetricsKeys, "in 'collect.metrics'", "metrics.")) {
     if (yaml.require(*m, "listen", "in 'collect.metrics'")) {

@@ -22,8 +22,8 @@ struct CollectTls {
   Mark mark;  // where `tls:` was written
   std::string cert_file;
   std::string key_file;
-  std::string ca_file;          // empty = no client certificates asked for
-  int min_version = 0x0303;     // TLS1_2_VERSION or TLS1_3_VERSION
+  std::string ca_file;       // empty = no client certificates asked for
+  int min_version = 0x0303;  // TLS1_2_VERSION or TLS1_3_VERSION
 };
 
 struct CollectConfig {
@@ -33,13 +33,15 @@ struct CollectConfig {
   // collect.tokens: host name -> shared token; the key "*" serves every host not listed.
   // Optional when tls.ca_file is set (hosts without a token authenticate by certificate).
   std::map<std::string, std::string> tokens;
-  std::optional<CollectTls> tls;  // collect.tls; absent = plain TCP
-  Millis fsync_interval{100};                   // collect.fsync.interval
-  uint64_t fsync_bytes = 4ull << 20;            // collect.fsync.bytes
-  uint64_t max_frame = 1ull << 20;              // collect.limits.max_frame (<= 64 MiB)
-  uint64_t max_connections = 1024;              // collect.limits.max_connections
-  uint64_t max_streams = 1024;                  // collect.limits.max_streams (per connection)
-  Millis idle_timeout{60000};                   // collect.limits.idle_timeout
+  std::optional<CollectTls> tls;      // collect.tls; absent = plain TCP
+  Millis fsync_interval{100};         // collect.fsync.interval
+  uint64_t fsync_bytes = 4ull << 20;  // collect.fsync.bytes
+  uint64_t max_frame = 1ull << 20;    // collect.limits.max_frame (<= 64 MiB)
+  uint64_t max_connections = 1024;    // collect.limits.max_connections
+  uint64_t max_streams = 1024;        // collect.limits.max_streams (per connection)
+  Millis idle_timeout{60000};         // collect.limits.idle_timeout
+  // collect.limits.min_free: free space the collector leaves on dir's filesystem (0 = fill it)
+  uint64_t min_free = 64ull << 20;
   std::optional<sys::HostPort> metrics_listen;  // collect.metrics.listen; absent = off
   std::string log_level = "info";
   std::string log_file;

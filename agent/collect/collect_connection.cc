@@ -271,6 +271,32 @@ bool CollectConnection::consumePipe() {
   return phase_ != Phase::kClosing;
 }
 
+void CollectConnection::pauseForSpace(const std::string& why) {
+  // Disk full: the bytes stay in our pipe, the agent's in its files. No more reading (TCP
+  // pushes back) and no acks for this connection until a write succeeds again.
+  if (!paused_) {
+    spdlog::warn("collect: {} (host '{}'): {}: {}; pausing this connection, retrying every {} ms",
+                 peer_, host_, data_file_->rel, why, kDiskFullRetryMs);
+  }
+  paused_ = true;
+  updatePoll();
+  uv_timer_start(
+      retry_.get(),
+      [](uv_timer_t* t) {
+        auto* c = static_cast<CollectConnection*>(t->data);
+        if (c->phase_ == Phase::kClosing) return;
+        // Paused by us, not stalled by the agent: the idle timeout does not run meanwhile.
+        c->last_activity_ms_ = uv_now(c->loop_);
+        c->server_.refreshFree();
+        if (!c->consumePipe()) return;  // still full (paused again), or given up
+        c->paused_ = false;
+        spdlog::info("collect: {} (host '{}'): writing again", c->peer_, c->host_);
+        c->updatePoll();
+        c->readLoop();
+      },
+      kDiskFullRetryMs, 0);
+}
+
 bool CollectConnection::writePayload() {
   sys::SysCalls& sys = server_.sys();
   const uint64_t here = std::min(data_left_, in_pipe_);  // this frame's bytes in the pipe
@@ -290,35 +316,20 @@ bool CollectConnection::writePayload() {
     server_.hostStats(host_).replayed += got;
     return true;
   }
+  // limits.min_free: the collector stops short of filling the filesystem, so that the index
+  // (rewritten on every sync) and the host keep room; below it, a pause as on ENOSPC.
+  const uint64_t room = server_.writeRoom();
+  if (room == 0) {
+    pauseForSpace(fmt::format("{} bytes free in {}, limits.min_free is {}", server_.freeBytes(),
+                              server_.config().dir, server_.config().min_free));
+    return false;
+  }
   loff_t off = static_cast<loff_t>(write_off_);
   sys::SysResult r = sys.splice(pipe_.readFd(), nullptr, data_file_->fd.get(), &off,
-                                static_cast<size_t>(here), SPLICE_F_MOVE);
+                                static_cast<size_t>(std::min(here, room)), SPLICE_F_MOVE);
   if (r.failed() && r.err == EINTR) return true;
   if (r.failed() && (r.err == ENOSPC || r.err == EDQUOT)) {
-    // Disk full: the bytes stay in our pipe, the agent's in its files. No more reading (TCP
-    // pushes back) and no acks for this connection until a write succeeds again.
-    if (!paused_) {
-      spdlog::warn(
-          "collect: {} (host '{}'): {}: {}; pausing this connection, retrying every "
-          "{} ms",
-          peer_, host_, data_file_->rel, std::strerror(r.err), kDiskFullRetryMs);
-    }
-    paused_ = true;
-    updatePoll();
-    uv_timer_start(
-        retry_.get(),
-        [](uv_timer_t* t) {
-          auto* c = static_cast<CollectConnection*>(t->data);
-          if (c->phase_ == Phase::kClosing) return;
-          // Paused by us, not stalled by the agent: the idle timeout does not run meanwhile.
-          c->last_activity_ms_ = uv_now(c->loop_);
-          if (!c->consumePipe()) return;  // still full (retried again), or given up
-          c->paused_ = false;
-          spdlog::info("collect: {} (host '{}'): writing again", c->peer_, c->host_);
-          c->updatePoll();
-          c->readLoop();
-        },
-        kDiskFullRetryMs, 0);
+    pauseForSpace(std::strerror(r.err));
     return false;
   }
   if (r.failed() || r.value == 0) {
@@ -419,8 +430,8 @@ void CollectConnection::handleHello() {
   // A host with a token proves it by the token; a host without one, when a CA verifies
   // client certificates, by a certificate naming it (CN or a DNS SAN equal to the host name).
   const std::string* token = server_.tokenFor(m->host);
-  const bool by_certificate = !token && tls_ && server_.config().tls &&
-                              !server_.config().tls->ca_file.empty();
+  const bool by_certificate =
+      !token && tls_ && server_.config().tls && !server_.config().tls->ca_file.empty();
   if (by_certificate) {
     if (!certificateNamesHost(tls_->ssl(), m->host)) {
       abort(mp::ErrorCode::kAuth, "the client certificate does not name host '" + m->host +

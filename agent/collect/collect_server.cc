@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,6 +43,13 @@ sys::Error CollectServer::start() {
     tls_ctx_ = std::move(ctx.value());
   }
   if (auto err = store_.load()) return err;
+  refreshFree();
+  if (cfg_.min_free > 0 && free_bytes_ <= cfg_.min_free) {
+    spdlog::warn(
+        "collect: {}: {} bytes free, limits.min_free is {}: no mirror is written until "
+        "there is more",
+        cfg_.dir, free_bytes_, cfg_.min_free);
+  }
   auto addr = sys::numericAddress(cfg_.listen);
   if (!addr.ok()) return addr.error();
   const sockaddr_storage& ss = addr.value();
@@ -139,7 +147,19 @@ void CollectServer::onAccept() {
   }
 }
 
+uint64_t CollectServer::writeRoom() const {
+  if (cfg_.min_free == 0) return UINT64_MAX;
+  return free_bytes_ > cfg_.min_free ? free_bytes_ - cfg_.min_free : 0;
+}
+
+void CollectServer::refreshFree() {
+  struct statvfs st {};
+  if (::statvfs(cfg_.dir.c_str(), &st) != 0) return;  // keep the estimate; writes still report
+  free_bytes_ = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
 void CollectServer::wrote(uint64_t n) {
+  free_bytes_ = free_bytes_ > n ? free_bytes_ - n : 0;
   unsynced_bytes_ += n;
   if (unsynced_bytes_ >= cfg_.fsync_bytes) {
     unsynced_bytes_ = 0;
@@ -161,7 +181,8 @@ struct CollectServer::SyncWork {
 void CollectServer::syncNow() {
   unsynced_bytes_ = 0;
   if (sync_work_ || !store_.dirty()) return;  // one at a time: the next tick takes the rest
-  auto job = store_.prepareSync();
+  // Near min_free, no blocks are reserved ahead of the writes: the room is kept for the data.
+  auto job = store_.prepareSync(writeRoom() > 4 * MirrorStore::kPreallocateBytes);
   if (!job) return;
   auto* work = new SyncWork{uv_work_t{}, std::move(job), this};
   work->req.data = work;
@@ -183,6 +204,7 @@ void CollectServer::syncNow() {
 
 void CollectServer::syncDone(SyncJob& job) {
   sync_work_ = nullptr;
+  refreshFree();
   auto err = store_.finishSync(job, [&](MirrorFile& f) {
     if (f.owner) static_cast<CollectConnection*>(f.owner)->synced(f);
   });
@@ -272,6 +294,14 @@ void CollectServer::collectMetrics(sys::MetricWriter& w) const {
     w.gauge("logsplice_collect_last_ack_timestamp_seconds", "Unix time of the last ack.", l,
             static_cast<double>(s.last_ack_unix));
   }
+  w.gauge("logsplice_collect_free_bytes",
+          "Free space of the mirrors' filesystem (statvfs after the last sync, less writes since).",
+          {}, static_cast<double>(free_bytes_ == UINT64_MAX ? 0 : free_bytes_));
+  size_t paused = 0;
+  for (const auto& [id, c] : conns_) paused += c->paused() ? 1 : 0;
+  w.gauge("logsplice_collect_paused_connections",
+          "Connections paused for space (ENOSPC, EDQUOT or under limits.min_free).", {},
+          static_cast<double>(paused));
   // Without TLS the collector never reads payload into its memory (headers and control bodies
   // only); with collect.tls the payload is decrypted in userspace and counted here.
   w.counter("logsplice_collect_bytes_copied_total",

@@ -56,8 +56,15 @@ class CollectServer {
   // Payload bytes that passed through the collector's memory (TLS terminated in userspace).
   void copied(uint64_t n) { copied_ += n; }
   uint64_t copiedBytes() const { return copied_; }
-  // Bytes were written to a mirror: counts toward fsync_bytes.
+  // Bytes were written to a mirror: counts toward fsync_bytes and off the free space.
   void wrote(uint64_t n);
+  // limits.min_free: how many more payload bytes may be written before the filesystem of
+  // `dir` is down to min_free (0: pause); UINT64_MAX when min_free is 0. From an estimate: the
+  // free space statvfs reported after the last sync (or refreshFree), less what was written.
+  uint64_t writeRoom() const;
+  uint64_t freeBytes() const { return free_bytes_; }
+  // Measures the free space of `dir` again (statvfs: no I/O).
+  void refreshFree();
   // A connection wants to go (its reason is logged already); dropped from the loop soon.
   void drop(CollectConnection* c);
   // `f` is being opened by `by`: any other connection holding it is dropped.
@@ -81,6 +88,7 @@ class CollectServer {
   uint64_t unsynced_bytes_ = 0;
   uint64_t refused_ = 0;
   uint64_t copied_ = 0;
+  uint64_t free_bytes_ = UINT64_MAX;  // dir's free space, less writes since it was measured
   SslCtx tls_ctx_;
   SyncWork* sync_work_ = nullptr;  // owned by its libuv request until the callback
   bool accept_paused_ = false;

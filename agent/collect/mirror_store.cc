@@ -247,13 +247,13 @@ bool MirrorStore::dirty() const {
   return false;
 }
 
-std::unique_ptr<SyncJob> MirrorStore::prepareSync() {
+std::unique_ptr<SyncJob> MirrorStore::prepareSync(bool reserve) {
   auto job = std::make_unique<SyncJob>();
   for (auto& [k, f] : files_) {
     if (!f->fd || f->written <= f->durable) continue;
     job->fds.push_back(f->fd.get());
     job->ends.emplace_back(k, f->written);
-    if (preallocate_ && f->allocated < f->written + kPreallocateBytes) {
+    if (reserve && preallocate_ && f->allocated < f->written + kPreallocateBytes) {
       job->reserve.push_back({f->fd.get(), k, std::max(f->allocated, f->written),
                               f->written + 2 * kPreallocateBytes, 0});
     }

@@ -102,8 +102,8 @@ class MirrorStore {
   static constexpr uint64_t kPreallocateBytes = 16 << 20;
   // A sync of every file with unsynced bytes and of the index, to run off the loop; null when
   // there is nothing to do. Descriptors stay open until finishSync (a file with unsynced bytes
-  // is never closed).
-  std::unique_ptr<SyncJob> prepareSync();
+  // is never closed). `reserve` false: no blocks reserved ahead (the disk is nearly full).
+  std::unique_ptr<SyncJob> prepareSync(bool reserve = true);
   // After job.run(): the durable lengths grow and `synced` is called for each file whose
   // length grew. On failure nothing more counts as durable (the error is returned).
   sys::Error finishSync(SyncJob& job, const std::function<void(MirrorFile&)>& synced);

@@ -22,7 +22,7 @@ TEST_CASE("collect config: a full section", "[collect]") {
   dir: /srv/mirror
   tokens: { web-1: "0123456789abcdef", "*": "fallback-token" }
   fsync: { interval: 250ms, bytes: 8MiB }
-  limits: { max_frame: 2MiB, max_connections: 10, max_streams: 20, idle_timeout: 5s }
+  limits: { max_frame: 2MiB, max_connections: 10, max_streams: 20, idle_timeout: 5s, min_free: 1GiB }
   metrics: { listen: 127.0.0.1:0 }
   log_level: debug
 )",
@@ -40,6 +40,7 @@ TEST_CASE("collect config: a full section", "[collect]") {
   CHECK(c.max_connections == 10);
   CHECK(c.max_streams == 20);
   CHECK(c.idle_timeout == Millis(5000));
+  CHECK(c.min_free == 1ull << 30);
   REQUIRE(c.metrics_listen);
   CHECK(c.log_level == "debug");
 }
@@ -60,6 +61,24 @@ TEST_CASE("collect config: errors name file:line:col", "[collect]") {
         std::string::npos);
   CHECK(text.find("c.yaml:5:24: 'limits.max_frame' must be at most 64MiB") != std::string::npos);
   CHECK(text.find("c.yaml:5:30: unknown key 'bogus'") != std::string::npos);  // unknown key
+}
+
+TEST_CASE("collect config: limits.min_free defaults to 64MiB, 0 turns it off, junk is an error",
+          "[collect]") {
+  const std::string head =
+      "collect:\n  listen: 127.0.0.1:7514\n  dir: /srv/mirror\n"
+      "  tokens: { web-1: \"0123456789abcdef\" }\n";
+  auto plain = parseCollectConfigString(head, "c.yaml");
+  REQUIRE(plain.ok());
+  CHECK(plain.config->min_free == 64ull << 20);
+  auto off = parseCollectConfigString(head + "  limits: { min_free: 0 }\n", "c.yaml");
+  REQUIRE(off.ok());
+  CHECK(off.config->min_free == 0);
+  auto bad = parseCollectConfigString(head + "  limits: { min_free: -5MiB }\n", "c.yaml");
+  std::string text = errorsOf(bad);
+  INFO(text);
+  CHECK_FALSE(bad.ok());
+  CHECK(text.find("c.yaml:5:23: 'limits.min_free'") != std::string::npos);
 }
 
 TEST_CASE("collect config: listen, dir and tokens are required", "[collect]") {

@@ -105,7 +105,8 @@ struct Fixture {
   FakeSysCalls sys;
   std::unique_ptr<CollectServer> server;
 
-  explicit Fixture(logsplice::config::Millis idle = logsplice::config::Millis(5000)) {
+  explicit Fixture(logsplice::config::Millis idle = logsplice::config::Millis(5000),
+                   uint64_t min_free = 0) {
     logsplice::config::CollectConfig cfg;
     cfg.listen = {"127.0.0.1", 0};
     cfg.dir = tmp / "mirror";
@@ -114,6 +115,7 @@ struct Fixture {
     cfg.fsync_interval = logsplice::config::Millis(20);
     cfg.idle_timeout = idle;
     cfg.max_frame = 1 << 20;
+    cfg.min_free = min_free;
     server = std::make_unique<CollectServer>(loop.get(), cfg, sys);
     REQUIRE_FALSE(server->start());
   }
@@ -189,6 +191,21 @@ TEST_CASE("collect server: disk full stops acks and reading, then resumes", "[co
       },
       4000));
   CHECK(f.mirror() == "payload\n");
+}
+
+TEST_CASE("collect server: under limits.min_free nothing is written, acked or dropped",
+          "[collect]") {
+  // More free space asked for than any filesystem has: the collector writes nothing.
+  Fixture f(logsplice::config::Millis(300), uint64_t{1} << 62);
+  Peer p(f.server->port());
+  p.send(hello() + open(1, 10) + data(1, 0, "payload\n"));
+  REQUIRE(f.loop.waitFor([&] { return p.last(mp::Type::kOpened) != nullptr; }));
+  f.loop.runFor(1500);  // past idle_timeout and a retry: a pause for space is no stall
+  CHECK(p.last(mp::Type::kAck) == nullptr);
+  CHECK_FALSE(p.closed());
+  CHECK(f.server->writeRoom() == 0);
+  CHECK(f.server->freeBytes() > 0);
+  CHECK(f.mirror().empty());
 }
 
 TEST_CASE("collect server: hostile input closes that connection only", "[collect]") {
