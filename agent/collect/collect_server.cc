@@ -278,8 +278,16 @@ void CollectServer::collectMetrics(sys::MetricWriter& w) const {
   for (const auto& [id, c] : conns_) {
     if (c->authenticated()) open_streams[c->host()] += c->streams();
   }
+  // The ack lag: bytes written to a host's mirrors that the next sync makes durable.
+  std::map<std::string, uint64_t> unsynced;
+  store_.forEach([&](const MirrorFile& f) {
+    if (f.fd && f.written > f.durable) unsynced[f.key.host] += f.written - f.durable;
+  });
   for (const auto& [host, s] : hosts_) {
     sys::MetricLabels l = {{"host", host}};
+    w.gauge("logsplice_collect_unsynced_bytes",
+            "Bytes written to the host's mirrors, not yet durable nor acknowledged.", l,
+            static_cast<double>(unsynced[host]));
     w.gauge("logsplice_collect_open_streams", "Streams open on the host's connections.", l,
             static_cast<double>(open_streams[host]));
     w.counter("logsplice_collect_bytes_total", "Payload bytes written to mirrors.", l,

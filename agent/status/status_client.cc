@@ -202,7 +202,7 @@ struct InputView {
 struct AgentView {
   std::map<std::string, SinkView> sinks;
   std::map<std::string, InputView> inputs;
-  double bytes_copied = -1;   // the agent-wide (older, unlabelled) form
+  double bytes_copied = -1;       // the agent-wide (older, unlabelled) form
   double copied_by_outputs = -1;  // the sum of the per-output form
   double open_fds = -1;
   double checkpoint_writes = -1;
@@ -287,7 +287,7 @@ std::string humanBytes(double bytes) {
 
 // `logsplice collect`'s endpoint (logsplice_collect_*): one row per agent host.
 struct HostView {
-  double bytes = 0, acked = 0, streams = 0, sessions = 0, last_ack = 0;
+  double bytes = 0, acked = 0, unsynced = 0, streams = 0, sessions = 0, last_ack = 0;
 };
 
 std::string formatCollectStatus(const std::vector<PromSample>& now,
@@ -299,6 +299,7 @@ std::string formatCollectStatus(const std::vector<PromSample>& now,
       HostView& h = hosts[s.label("host")];
       if (s.name == "logsplice_collect_bytes_total") h.bytes = s.value;
       if (s.name == "logsplice_collect_acked_bytes_total") h.acked = s.value;
+      if (s.name == "logsplice_collect_unsynced_bytes") h.unsynced = s.value;
       if (s.name == "logsplice_collect_open_streams") h.streams = s.value;
       if (s.name == "logsplice_collect_sessions_total") h.sessions = s.value;
       if (s.name == "logsplice_collect_last_ack_timestamp_seconds") h.last_ack = s.value;
@@ -309,8 +310,8 @@ std::string formatCollectStatus(const std::vector<PromSample>& now,
   auto prev = hostsOf(before);
   std::ostringstream out;
   if (hosts.empty()) out << "no agent has connected yet\n";
-  Table table({"HOST", "RECEIVED", "RATE", "ACKED", "STREAMS", "SESSIONS", "LAST ACK"},
-              {false, true, true, true, true, true, true});
+  Table table({"HOST", "RECEIVED", "RATE", "ACKED", "UNSYNCED", "STREAMS", "SESSIONS", "LAST ACK"},
+              {false, true, true, true, true, true, true, true});
   double unix_now = static_cast<double>(std::time(nullptr));
   for (const auto& [name, h] : hosts) {
     std::string rate = "-";
@@ -323,18 +324,24 @@ std::string formatCollectStatus(const std::vector<PromSample>& now,
     if (h.last_ack > 0) {
       last = formatCount(std::max(0.0, unix_now - h.last_ack)) + "s ago";
     }
-    table.add({name, humanBytes(h.bytes), rate, humanBytes(h.acked), formatCount(h.streams),
-               formatCount(h.sessions), last});
+    table.add({name, humanBytes(h.bytes), rate, humanBytes(h.acked), humanBytes(h.unsynced),
+               formatCount(h.streams), formatCount(h.sessions), last});
   }
   if (!hosts.empty()) table.render(out, "");
-  double conns = 0, indexed = 0, refused = 0;
+  double conns = 0, indexed = 0, refused = 0, paused = 0, free_bytes = -1;
   for (const PromSample& s : now) {
     if (s.name == "logsplice_collect_connections") conns = s.value;
     if (s.name == "logsplice_collect_streams") indexed = s.value;
     if (s.name == "logsplice_collect_refused_connections_total") refused = s.value;
+    if (s.name == "logsplice_collect_paused_connections") paused = s.value;
+    if (s.name == "logsplice_collect_free_bytes") free_bytes = s.value;
   }
   out << "\ncollector: " << formatCount(conns) << " connections, " << formatCount(indexed)
       << " streams in the index, " << formatCount(refused) << " connections refused\n";
+  if (free_bytes >= 0) {
+    out << "disk: " << humanBytes(free_bytes) << " free, " << formatCount(paused)
+        << " connections paused for space\n";
+  }
   return out.str();
 }
 

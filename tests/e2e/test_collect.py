@@ -411,6 +411,8 @@ class Collect(E2ETest):
         self.assertGreater(metric_value(ctext, "logsplice_collect_last_ack_timestamp_seconds",
                                         '{host="host0"}'), 0)
         self.assertEqual(metric_value(ctext, "logsplice_collect_open_streams", '{host="host0"}'), 1)
+        self.assertEqual(metric_value(ctext, "logsplice_collect_unsynced_bytes", '{host="host0"}'), 0)
+        self.assertGreater(metric_value(ctext, "logsplice_collect_free_bytes"), 0)
         self.assertEqual(metric_value(ctext, "logsplice_collect_bytes_copied_total"), 0)
         r = run_cli("status", "--endpoint", f"127.0.0.1:{col.metrics_port}")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -315,11 +315,14 @@ logsplice_collect_streams 7
 logsplice_collect_open_streams{host="web-1"} 2
 logsplice_collect_bytes_total{host="web-1"} 5000
 logsplice_collect_acked_bytes_total{host="web-1"} 4096
+logsplice_collect_unsynced_bytes{host="web-1"} 904
 logsplice_collect_sessions_total{host="web-1"} 1
 logsplice_collect_last_ack_timestamp_seconds{host="web-1"} 0
 logsplice_collect_open_streams{host="web-2"} 1
 logsplice_collect_bytes_total{host="web-2"} 10
 logsplice_collect_bytes_copied_total 0
+logsplice_collect_free_bytes 1048576
+logsplice_collect_paused_connections 1
 )";
   std::string text = formatStatus(parse(now), parse(before), 2.0);
   INFO(text);
@@ -329,5 +332,8 @@ logsplice_collect_bytes_copied_total 0
   CHECK(text.find("2.0 KiB/s") != std::string::npos);  // (5000 - 1000) / 2 s
   CHECK(text.find("2 connections, 7 streams in the index, 3 connections refused") !=
         std::string::npos);
+  CHECK(text.find("UNSYNCED") != std::string::npos);
+  CHECK(text.find("904 B") != std::string::npos);
+  CHECK(text.find("disk: 1.0 MiB free, 1 connections paused for space") != std::string::npos);
   CHECK(text.find("SINK") == std::string::npos);  // not the agent's table
 }
