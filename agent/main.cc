@@ -136,7 +136,8 @@ Collector config (logsplice collect; a file of its own):
                                     TLS; ca_file: client certificates required and verified,
                                     a host without a token needs one whose CN/SAN is its name
     fsync: { interval: 100ms, bytes: 4MiB }   acknowledgements follow fdatasync
-    limits: { max_frame: 1MiB, max_connections: 1024, max_streams: 1024, idle_timeout: 60s }
+    limits: { max_frame: 1MiB, max_connections: 1024, max_streams: 1024, idle_timeout: 60s,
+              min_free: 64MiB }     below min_free free on DIR's filesystem: pause, no acks
     metrics: { listen: 127.0.0.1:9881 }
     log_level: info
 Sizes: 512, 64KiB, 1MiB, 1GiB (KB/MB/GB are powers of 1000). Durations: 250ms, 5s, 1m, 1h, 1d.

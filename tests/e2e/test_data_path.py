@@ -116,7 +116,8 @@ class Cli(E2ETest):
         self.assertRegex(r.stdout, r"^logsplice \d+\.\d+\.\d+")
         r = run_cli("--help")
         self.assertEqual(r.returncode, 0)
-        for key in ("data_dir", "max_line_bytes", "addresses", "rotate", "fsync", "lockstep"):
+        for key in ("data_dir", "max_line_bytes", "addresses", "rotate", "fsync", "lockstep",
+                    "collect:", "min_free"):
             self.assertIn(key, r.stdout)
 
     def test_check_reports_every_error_with_line_and_column(self):

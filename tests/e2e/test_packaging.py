@@ -217,6 +217,9 @@ class Packaging(unittest.TestCase):
             man = f.read()
         self.assertIn(".TH LOGSPLICE 1", man)
         self.assertIn("logsplice %s" % project_version(), man)
+        # Every command of `logsplice --help` is in the SYNOPSIS, the collector's too.
+        for command in ("run", "check", "status", "collect"):
+            self.assertIn(".B logsplice %s\n" % command, man)
         with gzip.open(os.path.join(self.root, "usr/share/doc/logsplice/changelog.Debian.gz"),
                        "rt") as f:
             first = f.readline()
