@@ -271,10 +271,14 @@ bool CollectConnection::consumePipe() {
   return phase_ != Phase::kClosing;
 }
 
-void CollectConnection::pauseForSpace(const std::string& why) {
+void CollectConnection::pauseForSpace(int err) {
   // Disk full: the bytes stay in our pipe, the agent's in its files. No more reading (TCP
   // pushes back) and no acks for this connection until a write succeeds again.
-  if (!paused_) {
+  if (!paused_) {  // logged once per pause, not on every retry
+    std::string why =
+        err != 0 ? std::strerror(err)
+                 : fmt::format("{} bytes free in {}, limits.min_free is {}", server_.freeBytes(),
+                               server_.config().dir, server_.config().min_free);
     spdlog::warn("collect: {} (host '{}'): {}: {}; pausing this connection, retrying every {} ms",
                  peer_, host_, data_file_->rel, why, kDiskFullRetryMs);
   }
@@ -320,8 +324,7 @@ bool CollectConnection::writePayload() {
   // (rewritten on every sync) and the host keep room; below it, a pause as on ENOSPC.
   const uint64_t room = server_.writeRoom();
   if (room == 0) {
-    pauseForSpace(fmt::format("{} bytes free in {}, limits.min_free is {}", server_.freeBytes(),
-                              server_.config().dir, server_.config().min_free));
+    pauseForSpace(0);
     return false;
   }
   loff_t off = static_cast<loff_t>(write_off_);
@@ -329,7 +332,7 @@ bool CollectConnection::writePayload() {
                                 static_cast<size_t>(std::min(here, room)), SPLICE_F_MOVE);
   if (r.failed() && r.err == EINTR) return true;
   if (r.failed() && (r.err == ENOSPC || r.err == EDQUOT)) {
-    pauseForSpace(std::strerror(r.err));
+    pauseForSpace(r.err);
     return false;
   }
   if (r.failed() || r.value == 0) {

@@ -78,9 +78,9 @@ class CollectConnection {
   // control-body bytes to their buffers and on to handleHeader/handleMessage. False when it
   // cannot go on now (disk full: paused; or the connection was aborted).
   bool consumePipe();
-  // No room for the payload (ENOSPC, EDQUOT or limits.min_free, `why`): stops reading and
-  // retries the write every second.
-  void pauseForSpace(const std::string& why);
+  // No room for the payload (`err` ENOSPC or EDQUOT, or 0: under limits.min_free): stops
+  // reading and retries the write every second.
+  void pauseForSpace(int err);
   // Moves the current frame's bytes at the head of the pipe out; false as consumePipe.
   bool writePayload();
   // `n` header bytes read in place at header_ + have_, or `n` bytes of the control body at src.
